@@ -1,0 +1,1 @@
+"""LLM protocol clients: each turns a trigger context into an insight."""

@@ -1,0 +1,1 @@
+"""The Eyes dataflow, its configuration and its command line."""

@@ -1,0 +1,1 @@
+"""The dataflow's steps: sources, windowed state and rules, the LLM step, the alert stage."""
