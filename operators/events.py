@@ -198,12 +198,10 @@ def _parse_log(obj: Mapping[str, Any], ts: float, host: str, event_id: Any) -> L
     if level not in _LEVEL_RANK:
         raise EventError(f"unknown 'level' {level!r}, expected one of {', '.join(LEVELS)}")
     message = obj.get("message")
+    if message is None:
+        raise EventError("log event has no 'message'", "missing_field")
     if not isinstance(message, str):
-        raise EventError(
-            "log event has no 'message'"
-            if message is None
-            else f"'message' must be a string, got {message!r}"
-        )
+        raise EventError(f"'message' must be a string, got {message!r}")
     pid = obj.get("pid")
     if pid is not None and (not isinstance(pid, int) or isinstance(pid, bool)):
         raise EventError(f"'pid' must be an integer, got {pid!r}")
@@ -241,12 +239,10 @@ def _parse_metrics(obj: Mapping[str, Any], ts: float, host: str, event_id: Any) 
 
 def _parse_disk(obj: Mapping[str, Any], ts: float, host: str, event_id: Any) -> DiskEvent:
     device = obj.get("device")
+    if device is None:
+        raise EventError("disk event has no 'device'", "missing_field")
     if not isinstance(device, str) or not device:
-        raise EventError(
-            "disk event has no 'device'"
-            if device is None
-            else f"'device' must be a non-empty string, got {device!r}"
-        )
+        raise EventError(f"'device' must be a non-empty string, got {device!r}")
     values, extra = _split_numbers(obj, _DISK_RESERVED, _DISK_FIELDS)
     return DiskEvent(ts, host, device, values, event_id, extra)
 
