@@ -1,0 +1,119 @@
+"""A replay of the alert fixture trace through the whole flow: fates in the file and the history."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+from bytewax.testing import run_main
+
+import operators.detect
+from flows.cli import main
+from flows.config import load_config
+from flows.eyes import build_flow
+from operators.alerts.history import AlertHistory
+from operators.outputs import RecordFileSink, RunSummary
+from operators.records import DELIVERIES
+from operators.sources.replay import ReplaySource
+from tests.conftest import FIXTURES
+
+TRACE = FIXTURES / "traces" / "alerts_burst.jsonl"
+
+# Crash keys by process, and the memory-pressure warning on db-1 (see the trace's header).
+EXPECTED = {
+    "nginx": "delivered",
+    "php-fpm": "delivered",
+    "postgres": "dropped",
+    "redis-server": "delivered",
+    "node": "delivered",
+    "java": "queued",
+    "db-1": "suppressed",
+}
+
+_rules_pending = pytest.mark.skipif(
+    "PLACEHOLDER" in (operators.detect.__doc__ or ""),
+    reason="the rules step is still the placeholder: the trace fires no trigger yet",
+)
+
+
+def _config(tmp_path: Path) -> Path:
+    path = tmp_path / "eyes.toml"
+    path.write_text(
+        "[ai]\n"
+        'backend = "none"\n'
+        "[alerts]\n"
+        "rate_limit_per_minute = 2\n"
+        "queue_size = 2\n"
+        'min_severity = "critical"\n'
+        "notify = []\n"
+        f'database = "{tmp_path / "history" / "eyes.db"}"\n',
+        encoding="utf-8",
+    )
+    return path
+
+
+def _subject(record: dict[str, object]) -> str:
+    if record["rule"] == "memory_pressure":
+        return str(record["host"])
+    key = str(record["key"])
+    return next((name for name in EXPECTED if name in key), key)
+
+
+def _fates_in(path: Path) -> dict[str, str]:
+    records = [orjson.loads(line) for line in path.read_bytes().splitlines()]
+    fates = {_subject(r): r["delivery"] for r in records}
+    assert len(fates) == len(records), "one record per trigger"
+    return fates
+
+
+def _fates_in_history(path: Path) -> dict[str, str | None]:
+    history = AlertHistory(path, create=False)
+    rows, _ = history.find()
+    history.close()
+    fates = {_subject(row.record): row.delivery for row in rows}
+    assert len(fates) == len(rows), "one row per alert"
+    return fates
+
+
+def _replay(tmp_path: Path) -> tuple[Path, RunSummary]:
+    """Run the whole flow over the trace; return the --out file and the summary."""
+    config = load_config(_config(tmp_path))
+    out = tmp_path / "alerts.jsonl"
+    summary = RunSummary()
+    sink = RecordFileSink(out, summary)
+    run_main(build_flow(config, {"replay": ReplaySource([TRACE])}, live=False, records_sink=sink))
+    return out, summary
+
+
+def test_the_whole_flow_gives_every_trigger_one_record(tmp_path: Path) -> None:
+    out, summary = _replay(tmp_path)
+    records = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    assert len(records) == summary.triggers
+    assert all(r["delivery"] in DELIVERIES for r in records)
+    assert len({r["id"] for r in records}) == len(records)
+
+
+@_rules_pending
+def test_the_fixture_trace_gives_the_expected_fate_record_by_record(tmp_path: Path) -> None:
+    out, summary = _replay(tmp_path)
+    assert summary.triggers == len(EXPECTED)
+    assert _fates_in(out) == EXPECTED
+    assert _fates_in_history(tmp_path / "history" / "eyes.db") == EXPECTED
+
+
+@_rules_pending
+def test_eyes_replay_writes_the_fates_and_replaying_again_adds_no_rows(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = _config(tmp_path)
+    out = tmp_path / "alerts.jsonl"
+    args = ["replay", str(TRACE), "--config", str(config), "--out", str(out)]
+    assert main(args) == 0
+    assert "4 delivered, 1 suppressed, 1 dropped, 1 queued, 0 failed" in capsys.readouterr().out
+    first = out.read_bytes()
+    assert main(args) == 0
+    assert out.read_bytes() == first
+    assert _fates_in(out) == EXPECTED
+    database = tmp_path / "history" / "eyes.db"
+    assert _fates_in_history(database) == EXPECTED
