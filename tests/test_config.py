@@ -116,7 +116,7 @@ def test_a_bad_override_names_the_variable() -> None:
 
 
 def test_a_missing_file_named_explicitly_is_an_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="missing.toml: configuration file not found"):
+    with pytest.raises(ConfigError, match=r"missing\.toml: configuration file not found"):
         load_config(tmp_path / "missing.toml", environ={})
 
 

@@ -134,7 +134,7 @@ def test_a_paced_replay_emits_each_event_when_it_is_due(tmp_path: Path) -> None:
 
 
 def test_a_missing_trace_is_an_input_error(tmp_path: Path) -> None:
-    with pytest.raises(InputFileError, match="nope.jsonl: cannot read trace"):
+    with pytest.raises(InputFileError, match=r"nope\.jsonl: cannot read trace"):
         check_readable([BAD_LINES, tmp_path / "nope.jsonl"])
 
 
