@@ -147,15 +147,52 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    raise EyesError("`eyes run` is not available yet")
+    from flows import live
+
+    config = load_config(_config_path(args))
+    print(f"eyes run: configuration from {config.source}; Ctrl-C or SIGTERM stops", file=sys.stderr)
+    try:
+        live.run(config, args.workers)
+    except KeyboardInterrupt:
+        print("eyes run: stopped", file=sys.stderr)
+    return 0
 
 
 def _cmd_record(args: argparse.Namespace) -> int:
-    raise EyesError("`eyes record` is not available yet")
+    from flows import live
+
+    config = load_config(_config_path(args))
+    until = "until Ctrl-C" if args.duration is None else f"for {args.duration:g} s"
+    print(f"eyes record: recording to {args.out} {until}", file=sys.stderr)
+    stats = live.record(config, args.out, args.duration)
+    print(f"eyes record: {stats.describe()}")
+    return 0
 
 
 def _cmd_alerts(args: argparse.Namespace) -> int:
-    raise EyesError("`eyes alerts` is not available yet")
+    import time
+
+    from flows.config import database_path
+    from operators.alerts import query
+
+    path = database_path(load_config(_config_path(args)))
+    now = time.time()
+    if args.alerts_command == "list":
+        text = query.list_alerts(
+            path,
+            now=now,
+            since=args.since,
+            rule=args.rule,
+            severity=args.severity,
+            open_only=args.open,
+            as_json=args.json,
+        )
+    elif args.alerts_command == "show":
+        text = query.show_alert(path, args.id)
+    else:
+        text = query.resolve_alert(path, args.id, now=now)
+    print(text, end="")
+    return 0
 
 
 _COMMANDS = {

@@ -79,6 +79,14 @@ def __getattr__(name: str) -> Dataflow:
     # `python -m bytewax.run flows.eyes` looks up the module attribute `flow`.
     if name != "flow":
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import logging
+
+    if not logging.getLogger().handlers:  # say what the sources use, as `eyes run` does
+        logging.basicConfig(
+            level=logging.INFO,
+            format="eyes: %(levelname)s %(name)s: %(message)s",
+            stream=sys.stderr,
+        )
     try:
         return get_flow()
     except ConfigError as exc:

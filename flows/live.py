@@ -1,0 +1,197 @@
+"""Watch this machine: run the live dataflow (`eyes run`), or record its events (`eyes record`).
+
+`run` builds the flow of `flows/eyes.py` over the live sources and runs it with Bytewax's own
+runner until SIGINT or SIGTERM. `record` runs only the live sources into a trace file
+(TRACE_FORMAT.md section 1), which `eyes replay` reads back to the same triggers.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import bytewax.operators as op
+from bytewax.dataflow import Dataflow
+from bytewax.errors import BytewaxRuntimeError
+from bytewax.inputs import Source
+from bytewax.outputs import DynamicSink, StatelessSinkPartition
+from bytewax.run import cli_main
+from bytewax.testing import run_main
+from typing_extensions import override
+
+from flows.config import Config, resolve_host_name
+from flows.eyes import build_flow
+from operators.errors import ConfigError, InputFileError
+from operators.events import Event, event_to_json
+from operators.sources.live import live_sources
+
+__all__ = ["RecordStats", "TraceFileSink", "install_signal_handlers", "live_flow", "record", "run"]
+
+log = logging.getLogger(__name__)
+
+
+def install_signal_handlers() -> None:
+    """Make SIGTERM stop the flow as Ctrl-C does, so that sources close and children exit."""
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def _sources(config: Config, stop: Callable[[], bool] | None) -> dict[str, Source[Event]]:
+    host = resolve_host_name(config)
+    sources = live_sources(config, host, stop=stop)
+    if not sources:
+        msg = (
+            f"{config.source}: [sources] logs, metrics and disk are all turned off "
+            "(enabled = false); nothing to watch"
+        )
+        raise ConfigError(msg)
+    log.info("watching host %r with %s", host, ", ".join(sources))
+    return sources
+
+
+def live_flow(config: Config) -> Dataflow:
+    """Return the live dataflow of `config`, with the signal handlers installed.
+
+    Raises:
+        ConfigError: every live source is turned off.
+    """
+    install_signal_handlers()
+    return build_flow(config, _sources(config, None), live=True)
+
+
+def _interrupted(exc: BaseException) -> bool:
+    """Return True when a Bytewax error is the KeyboardInterrupt of SIGINT or SIGTERM."""
+    while exc is not None:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        exc = exc.__cause__  # type: ignore[assignment]
+    return False
+
+
+def run(config: Config, workers: int = 1) -> None:
+    """Run the live dataflow in this process until SIGINT or SIGTERM (KeyboardInterrupt).
+
+    Args:
+        config: the effective configuration.
+        workers: worker threads; the sources read the machine on worker 0 only.
+
+    Raises:
+        ConfigError: every live source is turned off.
+        KeyboardInterrupt: the run was stopped by SIGINT or SIGTERM, after the sources closed.
+    """
+    try:
+        cli_main(live_flow(config), workers_per_process=workers)
+    except BytewaxRuntimeError as exc:
+        if _interrupted(exc):
+            raise KeyboardInterrupt from None
+        raise
+
+
+@dataclass
+class RecordStats:
+    """What a recording wrote: events by kind, and where."""
+
+    path: Path
+    events: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def total(self) -> int:
+        """Events written."""
+        return sum(self.events.values())
+
+    def describe(self) -> str:
+        """Return `12 events (10 log, 1 metrics, 1 disk) to trace.jsonl`."""
+        kinds = ", ".join(f"{self.events[k]} {k}" for k in ("log", "metrics", "disk"))
+        return f"{self.total} events ({kinds}) to {self.path}"
+
+
+class _TracePartition(StatelessSinkPartition[Event]):
+    def __init__(self, handle: IO[bytes], stats: RecordStats) -> None:
+        self._handle = handle
+        self._stats = stats
+
+    @override
+    def write_batch(self, items: list[Event]) -> None:
+        if not items:
+            return
+        self._handle.write(b"".join(event_to_json(event) + b"\n" for event in items))
+        self._handle.flush()
+        for event in items:
+            self._stats.events[event.kind] += 1
+
+    @override
+    def close(self) -> None:
+        self._handle.close()
+
+
+class TraceFileSink(DynamicSink[Event]):
+    """Writes events as a trace: one JSON line each, flushed after every batch.
+
+    The file is truncated when the run starts. Every batch is on disk once `write_batch`
+    returns, so a recording stopped by SIGINT or SIGTERM keeps what it had; a line half
+    written at SIGKILL is skipped by the replay as a bad line. Delivery: each event once.
+
+    Raises:
+        InputFileError: the file cannot be created (raised when the flow starts).
+    """
+
+    def __init__(self, path: Path, stats: RecordStats) -> None:
+        self.path = path
+        self.stats = stats
+
+    @override
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _TracePartition:
+        try:
+            handle = open(self.path, "wb")  # noqa: SIM115 - closed by the partition's close()
+        except OSError as exc:
+            raise InputFileError(f"{self.path}: cannot write the trace: {exc.strerror}") from None
+        return _TracePartition(handle, self.stats)
+
+
+def record(
+    config: Config,
+    out: Path,
+    duration: float | None = None,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+) -> RecordStats:
+    """Write the live events of this machine to `out` for `duration` seconds, or until stopped.
+
+    Args:
+        config: the effective configuration (`[host]`, `[sources.*]`).
+        out: the trace file (truncated first).
+        duration: seconds to record; None records until SIGINT or SIGTERM.
+        clock: monotonic seconds.
+
+    Returns:
+        What was written (also when stopped by a signal).
+
+    Raises:
+        ConfigError: every live source is turned off.
+        InputFileError: `out` cannot be created.
+    """
+    try:
+        open(out, "ab").close()
+    except OSError as exc:
+        raise InputFileError(f"{out}: cannot write the trace: {exc.strerror}") from None
+    install_signal_handlers()
+    stats = RecordStats(out)
+    deadline = None if duration is None else clock() + duration
+    stop = None if deadline is None else (lambda: clock() >= deadline)
+    flow = Dataflow("eyes_record")
+    inputs = [op.input(name, flow, source) for name, source in _sources(config, stop).items()]
+    events = op.merge("merge_sources", *inputs)  # Event
+    op.output("trace", events, TraceFileSink(out, stats))  # JSON Lines
+    try:
+        run_main(flow)
+    except (KeyboardInterrupt, BytewaxRuntimeError) as exc:
+        if not _interrupted(exc):
+            raise
+        log.info("recording stopped by a signal")
+    return stats

@@ -1,0 +1,403 @@
+"""The live log source: the system log (journald, `log stream`, a text syslog) or a custom command.
+
+In: lines from a supervised child (`journalctl`, `log stream`, or the configured command) or
+from a followed syslog file. Out: `LogEvent`s at `min_level` and above, in batches.
+
+`command = "auto"` follows journald on Linux (resuming after the saved cursor) and falls back
+to `/var/log/syslog` or `/var/log/messages` when the journal is unavailable; on macOS it runs
+`log stream`. A custom command may print journald JSON, `log stream` ndjson or trace events,
+one per line, told apart line by line. Events carry the configured host, except trace events
+that name their own `host`.
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import orjson
+from bytewax.inputs import DynamicSource, StatelessSourcePartition
+from typing_extensions import override
+
+from operators.events import Event, EventError, LogEvent, level_rank, parse_event
+from operators.sources.base import BoundedQueue, DropLog, EofPartition, awake_in
+from operators.sources.journald import (
+    JOURNAL_UNAVAILABLE,
+    CursorFile,
+    cursor_time,
+    journal_unavailable,
+    journalctl_argv,
+    journald_event,
+    looks_like_journald,
+)
+from operators.sources.logstream import log_stream_argv, logstream_event, looks_like_logstream
+from operators.sources.sampling import MAX_SLEEP_SECONDS
+from operators.sources.supervise import RestartPolicy, SupervisedCommand
+from operators.sources.syslog import SYSLOG_PATHS, FileFollower, first_readable, syslog_event
+
+__all__ = ["LogsSource"]
+
+log = logging.getLogger(__name__)
+
+
+class _Feed(Protocol):
+    def start(self) -> None: ...
+
+    def close(self, timeout: float = 5.0) -> None: ...
+
+
+class _Decoder:
+    """Turns one raw line into an event for the queue, or counts why it cannot (reader thread)."""
+
+    def __init__(
+        self,
+        shape: str,
+        host: str,
+        min_level: str,
+        queue: BoundedQueue[Event],
+        drops: DropLog,
+        cursor: CursorFile | None,
+    ) -> None:
+        self.shape = shape
+        self.host = host
+        self.min_rank = level_rank(min_level)
+        self.queue = queue
+        self.drops = drops
+        self.cursor = cursor
+        self.lines = 0
+        self.filtered = 0
+        self.replaced = 0
+        self.lost_at_close = 0
+
+    def __call__(self, raw: bytes) -> None:
+        self.lines += 1
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            text = raw.decode("utf-8", "replace")
+            self.replaced += 1
+        text = text.strip()
+        if not text:
+            return
+        try:
+            event = self._event(text)
+        except EventError as exc:
+            self.drops.count(exc.reason, f"{exc}: {text[:200]!r}")
+            return
+        if event is None:
+            return
+        if isinstance(event, LogEvent) and level_rank(event.level) < self.min_rank:
+            self.filtered += 1
+            return
+        if not self.queue.put(event, len(raw)):
+            self.lost_at_close += 1  # the partition closed while this line waited for room
+
+    def _event(self, text: str) -> Event | None:
+        if self.shape == "syslog":
+            return syslog_event(text, self.host, time.time())
+        try:
+            obj: Any = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            if text.startswith("Filtering the log data"):  # `log stream`'s banner
+                return None
+            raise EventError("not JSON", "unparseable") from None
+        if not isinstance(obj, dict):
+            raise EventError("not a JSON object", "unparseable")
+        if self.shape == "journald" or (self.shape == "any" and looks_like_journald(obj)):
+            cursor = obj.get("__CURSOR")
+            if self.cursor is not None and isinstance(cursor, str):
+                self.cursor.update(cursor)  # seen, even if it turns out not to be usable
+            return journald_event(obj, self.host)
+        if self.shape == "logstream" or (self.shape == "any" and looks_like_logstream(obj)):
+            event = logstream_event(obj, self.host)
+            if event is None:  # an activity, signpost or loss record: not a log line
+                self.filtered += 1
+            return event
+        if "kind" in obj:
+            return parse_event(obj, self.host)
+        raise EventError("neither journald, log stream nor trace JSON", "unknown_shape")
+
+
+class _JournaldArgs:
+    """Builds journalctl's argv at each start: after the last cursor seen, else from now.
+
+    A saved cursor older than `resume_within` seconds is not used (Eyes was stopped long ago);
+    nor is one after which journalctl printed nothing before exiting (the journal was rotated
+    away under it, so journalctl cannot seek to it).
+    """
+
+    def __init__(
+        self,
+        min_level: str,
+        cursor: CursorFile | None,
+        decoder: Callable[[], int],
+        resume_within: float,
+        program: str = "journalctl",
+    ) -> None:
+        self.min_level = min_level
+        self.cursor = cursor
+        self.lines_read = decoder
+        self.program = program
+        self._with_cursor: str | None = None
+        self._lines_at_start = 0
+        self._skip: str | None = None
+        if cursor is not None:
+            saved = cursor.read()
+            saved_at = None if saved is None else cursor_time(saved)
+            if (
+                saved is not None
+                and saved_at is not None
+                and time.time() - saved_at > resume_within
+            ):
+                log.info(
+                    "logs: the saved journal cursor is older than %.0f s; starting from now",
+                    resume_within,
+                )
+                self._skip = saved
+
+    def __call__(self) -> list[str]:
+        current = None if self.cursor is None else self.cursor.cursor
+        if self._with_cursor is not None and self.lines_read() == self._lines_at_start:
+            self._skip = self._with_cursor
+            log.warning(
+                "logs: journalctl exited before printing anything after the saved cursor; "
+                "starting from now"
+            )
+        if current is not None and current == self._skip:
+            current = None
+        self._with_cursor = current
+        self._lines_at_start = self.lines_read()
+        return journalctl_argv(self.min_level, current, self.program)
+
+
+class _LogsPartition(StatelessSourcePartition[Event]):
+    """Drains the decoded events of the current feed; falls back to the next feed when one fails."""
+
+    def __init__(self, source: LogsSource, step_id: str) -> None:
+        self._source = source
+        self._name = step_id.rsplit(".", 1)[-1]
+        self._queue: BoundedQueue[Event] = BoundedQueue(source.queue_items, source.queue_bytes)
+        self.drops = DropLog(self._name)
+        self._cursor = CursorFile(source.cursor_path) if source.cursor_path is not None else None
+        self._lock = threading.Lock()
+        self._feeds = list(source.feeds())
+        self._feed: _Feed | None = None
+        self._decoder: _Decoder | None = None
+        self._exhausted = threading.Event()
+        self._closed = False
+        self._awake: datetime | None = None
+        self._max_sleep = min(source.poll_seconds, MAX_SLEEP_SECONDS)
+        self._next_feed(None)
+
+    def _next_feed(self, reason: str | None) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            while self._feeds:
+                shape, target = self._feeds.pop(0)
+                if shape == "syslog":
+                    path = first_readable(target)
+                    if path is None:
+                        continue
+                    feed: _Feed = self._follow(path)
+                    what = f"following {path}"
+                else:
+                    feed, what = self._supervise(shape, target)
+                if reason is None:
+                    log.info("%s: %s", self._name, what)
+                else:
+                    log.warning("%s: %s; %s instead", self._name, reason, what)
+                feed.start()
+                self._feed = feed
+                return
+            self._feed = None
+            self._exhausted.set()
+        if reason is None:
+            reason = f"no system log follower for platform {self._source.platform!r}"
+        elif self._source.command == "auto" and self._source.syslog_paths:
+            paths = " nor ".join(str(p) for p in self._source.syslog_paths)
+            reason = f"{reason}, and neither {paths} is readable"
+        log.warning("%s: %s; log watching is off (metrics and disk go on)", self._name, reason)
+
+    def _new_decoder(self, shape: str, cursor: CursorFile | None) -> _Decoder:
+        src = self._source
+        self._decoder = _Decoder(shape, src.host, src.min_level, self._queue, self.drops, cursor)
+        return self._decoder
+
+    def _follow(self, path: Path) -> FileFollower:
+        decoder = self._new_decoder("syslog", None)
+        return FileFollower(
+            self._name, path, decoder, poll_seconds=self._source.syslog_poll_seconds
+        )
+
+    def _supervise(self, shape: str, target: Any) -> tuple[SupervisedCommand, str]:
+        src = self._source
+        decoder = self._new_decoder(shape, self._cursor if shape == "journald" else None)
+        argv: Callable[[], Sequence[str]]
+        probe: Callable[[], str | None] | None = None
+        if shape == "journald" and target == "auto":
+            argv = _JournaldArgs(
+                src.min_level, self._cursor, lambda: decoder.lines, src.resume_within_seconds
+            )
+            program = "journalctl"
+            probe = self._probe_journal
+            what = "following the systemd journal (journalctl --follow)"
+        else:
+            fixed = shlex.split(target) if isinstance(target, str) else list(target)
+            argv = lambda: fixed  # noqa: E731 - the same argv at every start
+            program = fixed[0]
+            what = f"following `{shlex.join(fixed)}`"
+        command = SupervisedCommand(
+            f"{self._name} ({program})",
+            argv,
+            decoder,
+            policy=src.policy,
+            unavailable_markers=JOURNAL_UNAVAILABLE if shape == "journald" else (),
+            on_unavailable=self._on_unavailable,
+            probe=probe,
+            sleep=src.sleep,
+            clock=src.clock,
+        )
+        return command, what
+
+    def _probe_journal(self) -> str | None:
+        reason = journal_unavailable()
+        return None if reason is None else f"the systemd journal is unavailable ({reason})"
+
+    def _on_unavailable(self, reason: str) -> None:
+        self._next_feed(reason)
+
+    @property
+    def feed(self) -> _Feed | None:
+        """The feed in use (a `SupervisedCommand` or a `FileFollower`), None when off."""
+        return self._feed
+
+    @override
+    def next_batch(self) -> list[Event]:
+        stop = self._source.stop
+        if stop is not None and stop():
+            raise StopIteration
+        batch = self._queue.drain(self._source.batch_size)
+        if batch:
+            self._awake = None
+            return batch
+        if self._exhausted.is_set() and not len(self._queue):
+            raise StopIteration
+        self._awake = awake_in(self._max_sleep)
+        return batch
+
+    @override
+    def next_awake(self) -> datetime | None:
+        return self._awake
+
+    @override
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            feed = self._feed
+        self._queue.close()
+        if feed is not None:
+            feed.close()
+        if self._cursor is not None:
+            self._cursor.flush()
+
+
+class LogsSource(DynamicSource[Event]):
+    """Follows this machine's log (or a custom command) on worker 0; other workers get nothing.
+
+    `next_batch` never blocks: a reader thread (per child process, or per followed file)
+    decodes lines into a bounded queue that `next_batch` drains, up to `batch_size` at a time;
+    after an empty batch the worker is woken again in `poll_seconds`. A full queue holds the
+    reader, and so the child, back: lines are not dropped between the child and the flow.
+    A child that exits is restarted (see `RestartPolicy`); a program that is missing, or a
+    journal that does not exist, is reported once and the next fallback is used.
+
+    Not guaranteed: `close` (which stops the child and saves the journald cursor) is skipped
+    on SIGKILL; the child then still dies with Eyes on Linux. Delivery is at-most-once: lines
+    read but not yet emitted when Eyes stops are lost. At the next start journald resumes after
+    the last entry read (cursor saved every few seconds and at `close`), so what was logged
+    while Eyes was down is read, unless the cursor is older than `resume_within_seconds`.
+
+    Args:
+        host: the host name of the events.
+        command: "auto", a shell-style command string, or an argv list.
+        min_level: events below this level are dropped (journalctl and `log stream` filter too).
+        platform: `sys.platform`, deciding what "auto" means.
+        cursor_path: where journald's cursor is kept; None: no resume.
+        syslog_paths: the text logs tried, in order, when the journal is unavailable.
+        stop: when given and it returns True, the source ends (`eyes record --duration`).
+        batch_size: the most events per batch.
+        poll_seconds: the sleep after an empty batch (at most `MAX_SLEEP_SECONDS`).
+        queue_items: the bound of the hand-off queue, in events.
+        queue_bytes: the bound of the hand-off queue, in raw line bytes.
+        policy: the restart delays of a child.
+        resume_within_seconds: a saved journald cursor older than this is not resumed from.
+        syslog_poll_seconds: how often a followed text file is read.
+        clock: monotonic seconds (restart bookkeeping).
+        sleep: the restart wait; default: an interruptible wait.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        *,
+        command: str | Sequence[str] = "auto",
+        min_level: str = "info",
+        platform: str = sys.platform,
+        cursor_path: Path | None = None,
+        syslog_paths: Sequence[Path] = SYSLOG_PATHS,
+        stop: Callable[[], bool] | None = None,
+        batch_size: int = 1000,
+        poll_seconds: float = 0.1,
+        queue_items: int = 10_000,
+        queue_bytes: int = 16 << 20,
+        policy: RestartPolicy | None = None,
+        resume_within_seconds: float = 3600.0,
+        syslog_poll_seconds: float = 0.5,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], object] | None = None,
+    ) -> None:
+        self.host = host
+        self.command = command
+        self.min_level = min_level
+        self.platform = platform
+        self.cursor_path = cursor_path
+        self.syslog_paths = tuple(syslog_paths)
+        self.stop = stop
+        self.batch_size = batch_size
+        self.poll_seconds = poll_seconds
+        self.queue_items = queue_items
+        self.queue_bytes = queue_bytes
+        self.policy = policy
+        self.resume_within_seconds = resume_within_seconds
+        self.syslog_poll_seconds = syslog_poll_seconds
+        self.clock = clock
+        self.sleep = sleep
+        self.partitions: list[_LogsPartition] = []
+
+    def feeds(self) -> list[tuple[str, Any]]:
+        """Return the feeds to try, in order, as (shape, command or paths)."""
+        if self.command != "auto":
+            return [("any", self.command)]
+        if self.platform.startswith("linux"):
+            return [("journald", "auto"), ("syslog", self.syslog_paths)]
+        if self.platform == "darwin":
+            return [("logstream", log_stream_argv(self.min_level))]
+        return []
+
+    @override
+    def build(
+        self, step_id: str, worker_index: int, worker_count: int
+    ) -> StatelessSourcePartition[Event]:
+        if worker_index != 0:
+            return EofPartition()
+        part = _LogsPartition(self, step_id)
+        self.partitions.append(part)
+        return part
