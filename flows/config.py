@@ -119,41 +119,55 @@ def _notifiers(v: list[str]) -> str | None:
     return f"has unknown notifiers {unknown!r}; use stdout, desktop, webhook" if unknown else None
 
 
-# Crash signatures. `keywords` count on error and fault lines only; `strong_keywords` on every
-# level, because Linux logs segfaults at info and core dumps at crit.
+# Crash signatures, matched as whole tokens or phrases, ignoring case.
+# `keywords` count on error and fault lines only: on their own they also appear in ordinary
+# messages ("crash recovery enabled"). `strong_keywords` count on every level, because Linux logs
+# kernel segfaults at info, systemd-coredump logs at crit and macOS logs crash reports at default.
 DEFAULT_CRASH_KEYWORDS = [
     "crash",
     "crashed",
+    "crashing",
     "fatal error",
+    "fatal exception",
+    "fatal signal",
     "terminated unexpectedly",
-    "abort trap",
-    "aborted",
+    "quit unexpectedly",  # macOS: "<app> quit unexpectedly"
+    "abort trap",  # macOS: "Abort trap: 6"
     "assertion failed",
     "unhandled exception",
+    "uncaught exception",  # macOS: "*** Terminating app due to uncaught exception"
     "stack overflow",
-    "panic",
+    "panic",  # Go and Rust runtime panics
 ]
 DEFAULT_STRONG_CRASH_KEYWORDS = [
-    "segfault",
+    # Linux kernel
+    "segfault",  # "nginx[811]: segfault at 0 ip ... error 4 in libc.so.6" (info)
     "segmentation fault",
     "general protection fault",
     "kernel panic",
-    "panic(cpu",
-    "dumped core",
-    "core dumped",
+    "kernel BUG at",
+    "BUG: unable to handle",
+    "soft lockup",
+    "hard LOCKUP",
     "Out of memory: Killed process",
     "oom-kill",
     "invoked oom-killer",
-    "soft lockup",
-    "hard LOCKUP",
-    "BUG: unable to handle",
+    # systemd and systemd-coredump
+    "dumped core",  # "Process 811 (nginx) of user 0 dumped core." (crit)
+    "core dumped",
+    "code=dumped",  # "Main process exited, code=dumped, status=11/SEGV"
+    "core-dump",  # "Failed with result 'core-dump'."
+    # signals named in crash lines
     "SIGSEGV",
     "SIGABRT",
     "SIGBUS",
     "SIGILL",
+    # macOS
+    "panic(cpu",  # kernel panic string
     "EXC_BAD_ACCESS",
     "EXC_CRASH",
     "EXC_BAD_INSTRUCTION",
+    "Saved crash report",  # ReportCrash
 ]
 
 
@@ -203,10 +217,16 @@ class SourcesConfig:
 
 @dataclass(frozen=True, slots=True)
 class StateConfig:
-    """`[state]`: how much recent history per host a trigger context carries."""
+    """`[state]`: how much recent history per host a trigger context carries.
+
+    `reorder_seconds` is the bounded lateness of the rules step: events are held that long
+    (in event time) and released in `ts` order, so disorder within it does not change what
+    fires; a later event is still processed, at once, and counted as late.
+    """
 
     context_seconds: float = _key(60.0, "float", _positive)
     max_events: int = _key(1000, "int", _at_least(1))
+    reorder_seconds: float = _key(5.0, "float", _non_negative)
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +239,7 @@ class ErrorFrequencyConfig:
     burst_ratio: float = _key(2.0, "float", _at_least(1.0))
     severity: str = _key("warning", "str", _one_of(*SEVERITIES))
     ignore: list[str] = _key([], "list[str]", _regexes)
+    max_signatures: int = _key(200, "int", _at_least(1))  # per source; least recent evicted
 
 
 @dataclass(frozen=True, slots=True)

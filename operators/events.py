@@ -6,7 +6,8 @@ says why the line is not an event. Unknown fields are kept in `extra` and writte
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -137,6 +138,8 @@ def parse_ts(raw: object) -> float:
     Raises:
         EventError: `raw` is neither, or the string has no offset.
     """
+    if type(raw) is float and raw - raw == 0.0:  # the common case: a finite float
+        return raw
     if isinstance(raw, bool):
         raise EventError(f"'ts' must be an RFC 3339 string or Unix seconds, got {raw!r}")
     if isinstance(raw, (int, float)):
@@ -173,6 +176,92 @@ def _number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+# The parsers build events through the slot descriptors: the same object as `LogEvent(...)`
+# (the classes have no `__post_init__`), without the frozen `__init__`'s `object.__setattr__`
+# per field, which was the largest cost of parsing a line.
+_new = object.__new__
+
+
+def _setters(cls: type, names: str) -> tuple[Callable[[Any, Any], None], ...]:
+    fields = tuple(f.name for f in dataclasses.fields(cls))
+    if fields != tuple(names.split()):
+        msg = f"{cls.__name__} has the fields {fields}; update its builder below"
+        raise TypeError(msg)
+    return tuple(getattr(cls, name).__set__ for name in fields)
+
+
+_LOG_SET = _setters(LogEvent, "ts host level message process pid subsystem category id extra")
+_METRICS_SET = _setters(MetricsEvent, "ts host values mem_pressure quality id extra")
+_DISK_SET = _setters(DiskEvent, "ts host device values id extra")
+
+
+def _new_log(
+    ts: float,
+    host: str,
+    level: str,
+    message: str,
+    process: str | None,
+    pid: int | None,
+    subsystem: str | None,
+    category: str | None,
+    event_id: Any,
+    extra: dict[str, Any],
+    s: tuple[Callable[[Any, Any], None], ...] = _LOG_SET,
+) -> LogEvent:
+    obj = _new(LogEvent)
+    s[0](obj, ts)
+    s[1](obj, host)
+    s[2](obj, level)
+    s[3](obj, message)
+    s[4](obj, process)
+    s[5](obj, pid)
+    s[6](obj, subsystem)
+    s[7](obj, category)
+    s[8](obj, event_id)
+    s[9](obj, extra)
+    return obj
+
+
+def _new_metrics(
+    ts: float,
+    host: str,
+    values: dict[str, float],
+    pressure: str | None,
+    quality: Mapping[str, str],
+    event_id: Any,
+    extra: dict[str, Any],
+    s: tuple[Callable[[Any, Any], None], ...] = _METRICS_SET,
+) -> MetricsEvent:
+    obj = _new(MetricsEvent)
+    s[0](obj, ts)
+    s[1](obj, host)
+    s[2](obj, values)
+    s[3](obj, pressure)
+    s[4](obj, quality)
+    s[5](obj, event_id)
+    s[6](obj, extra)
+    return obj
+
+
+def _new_disk(
+    ts: float,
+    host: str,
+    device: str,
+    values: dict[str, float],
+    event_id: Any,
+    extra: dict[str, Any],
+    s: tuple[Callable[[Any, Any], None], ...] = _DISK_SET,
+) -> DiskEvent:
+    obj = _new(DiskEvent)
+    s[0](obj, ts)
+    s[1](obj, host)
+    s[2](obj, device)
+    s[3](obj, values)
+    s[4](obj, event_id)
+    s[5](obj, extra)
+    return obj
+
+
 def _split_numbers(
     obj: Mapping[str, Any], reserved: frozenset[str], named: frozenset[str]
 ) -> tuple[dict[str, float], dict[str, Any]]:
@@ -182,7 +271,8 @@ def _split_numbers(
     for name, value in obj.items():
         if name in reserved:
             continue
-        if _number(value):
+        kind = type(value)
+        if kind is float or kind is int or _number(value):
             values[name] = value
         elif name in named and value is not None:
             raise EventError(f"{name!r} must be a number, got {value!r}")
@@ -192,32 +282,39 @@ def _split_numbers(
 
 
 def _parse_log(obj: Mapping[str, Any], ts: float, host: str, event_id: Any) -> LogEvent:
-    level = obj.get("level")
+    get = obj.get
+    level = get("level")
     if level is None:
         raise EventError("log event has no 'level'", "missing_field")
     if level not in _LEVEL_RANK:
         raise EventError(f"unknown 'level' {level!r}, expected one of {', '.join(LEVELS)}")
-    message = obj.get("message")
-    if message is None:
-        raise EventError("log event has no 'message'", "missing_field")
-    if not isinstance(message, str):
-        raise EventError(f"'message' must be a string, got {message!r}")
-    pid = obj.get("pid")
-    if pid is not None and (not isinstance(pid, int) or isinstance(pid, bool)):
+    message = get("message")
+    if type(message) is not str:
+        if message is None:
+            raise EventError("log event has no 'message'", "missing_field")
+        if not isinstance(message, str):
+            raise EventError(f"'message' must be a string, got {message!r}")
+    pid = get("pid")
+    if (
+        pid is not None
+        and type(pid) is not int
+        and (not isinstance(pid, int) or isinstance(pid, bool))
+    ):
         raise EventError(f"'pid' must be an integer, got {pid!r}")
-    extra = {k: v for k, v in obj.items() if k not in _LOG_FIELDS}
-    return LogEvent(
-        ts,
-        host,
-        level,
-        message,
-        _optional_str(obj, "process"),
-        pid,
-        _optional_str(obj, "subsystem"),
-        _optional_str(obj, "category"),
-        event_id,
-        extra,
-    )
+    if _LOG_FIELDS.issuperset(obj):
+        extra: dict[str, Any] = {}
+    else:
+        extra = {k: v for k, v in obj.items() if k not in _LOG_FIELDS}
+    process = get("process")
+    if process is not None and type(process) is not str:
+        process = _optional_str(obj, "process")
+    subsystem = get("subsystem")
+    if subsystem is not None and type(subsystem) is not str:
+        subsystem = _optional_str(obj, "subsystem")
+    category = get("category")
+    if category is not None and type(category) is not str:
+        category = _optional_str(obj, "category")
+    return _new_log(ts, host, level, message, process, pid, subsystem, category, event_id, extra)
 
 
 def _parse_metrics(obj: Mapping[str, Any], ts: float, host: str, event_id: Any) -> MetricsEvent:
@@ -234,7 +331,7 @@ def _parse_metrics(obj: Mapping[str, Any], ts: float, host: str, event_id: Any) 
             f"'quality' must map field names to measured, derived or estimated, got {quality!r}"
         )
     values, extra = _split_numbers(obj, _METRICS_RESERVED, _METRIC_FIELDS)
-    return MetricsEvent(ts, host, values, pressure, quality, event_id, extra)
+    return _new_metrics(ts, host, values, pressure, quality, event_id, extra)
 
 
 def _parse_disk(obj: Mapping[str, Any], ts: float, host: str, event_id: Any) -> DiskEvent:
@@ -244,7 +341,7 @@ def _parse_disk(obj: Mapping[str, Any], ts: float, host: str, event_id: Any) -> 
     if not isinstance(device, str) or not device:
         raise EventError(f"'device' must be a non-empty string, got {device!r}")
     values, extra = _split_numbers(obj, _DISK_RESERVED, _DISK_FIELDS)
-    return DiskEvent(ts, host, device, values, event_id, extra)
+    return _new_disk(ts, host, device, values, event_id, extra)
 
 
 _PARSERS = {"log": _parse_log, "metrics": _parse_metrics, "disk": _parse_disk}
@@ -270,13 +367,19 @@ def parse_event(obj: object, default_host: str) -> Event:
         raise EventError(f"unknown 'kind' {kind!r}, expected log, metrics or disk", "unknown_kind")
     if "ts" not in obj:
         raise EventError("missing 'ts'", "missing_field")
-    ts = parse_ts(obj["ts"])
+    ts = obj["ts"]
+    if type(ts) is not float or ts - ts != 0.0:
+        ts = parse_ts(ts)
     host = obj.get("host", default_host)
-    if not isinstance(host, str) or not host:
+    if (type(host) is not str and not isinstance(host, str)) or not host:
         raise EventError(f"'host' must be a non-empty string, got {host!r}")
     event_id = obj.get("id")
-    if event_id is not None and (
-        isinstance(event_id, bool) or not isinstance(event_id, (str, int))
+    id_type = type(event_id)
+    if (
+        event_id is not None
+        and id_type is not int
+        and id_type is not str
+        and (isinstance(event_id, bool) or not isinstance(event_id, (str, int)))
     ):
         raise EventError(f"'id' must be a string or an integer, got {event_id!r}")
     return parser(obj, ts, host, event_id)
@@ -290,6 +393,13 @@ def parse_line(line: bytes | str, default_host: str) -> Event | None:
     """
     if len(line) > MAX_LINE_BYTES:
         raise EventError(f"line is longer than {MAX_LINE_BYTES} bytes ({len(line)})", "too_long")
+    if line[:1] == b"{":
+        # The common case: no copy without the newline (JSON allows white space after the
+        # value); a line that does not decode takes the path below, for the same message.
+        try:
+            return parse_event(orjson.loads(line), default_host)
+        except orjson.JSONDecodeError:
+            pass
     stripped = line.strip()
     if not stripped or stripped[:1] in (b"#", "#"):
         return None
