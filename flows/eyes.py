@@ -53,9 +53,13 @@ def build_flow(
     events = op.merge("merge_sources", *inputs)  # Event
     by_host = op.key_on("key_by_host", events, _host_of)  # (host, Event)
     triggers = detect_triggers("rules", by_host, config)  # TriggerContext | Watermark
-    analysed = analyze_triggers(
-        "analysis", triggers, config.ai, ordered=not live
-    )  # AnalysedTrigger | Watermark
+    analysed = analyze_triggers(  # AnalysedTrigger | Watermark
+        "analysis",
+        triggers,
+        config.ai,
+        ordered=not live,
+        skip_below=config.alerts.min_severity,  # suppressed alerts need no model
+    )
     records = alert_stage(  # AlertRecord
         "alert_policy", analysed, config.alerts, live=live, database=database_path(config)
     )

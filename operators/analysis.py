@@ -1,7 +1,9 @@
 """The LLM step: each trigger context is explained by a model while the dataflow keeps flowing.
 
 In: `TriggerContext`s and `Watermark`s. Out: one `AnalysedTrigger` per context (`analyzed`: the
-model's insight; `fallback`: no model configured, the rule-based insight; `failed`: the model
+model's insight; `skipped`: the rule's severity is below `skip_below` (the alert would only be
+recorded, not notified), so no model is asked; `fallback`: no model configured, the rule-based
+insight; `failed`: the model
 failed permanently, retries ran out, the retry queue overflowed, the answer was unusable or the
 run ended first, with the rule-based insight and the reason) and every watermark.
 
@@ -88,6 +90,7 @@ class _Stage:
         stats: AnalysisStats,
         poll_seconds: float,
         max_backlog: int,
+        skip_below: str | None,
     ) -> None:
         self.name = name
         self.ai = ai
@@ -98,6 +101,8 @@ class _Stage:
         self.stats = stats
         self.poll = timedelta(seconds=poll_seconds)
         self.max_backlog = max_backlog
+        self.skip_rank = -1 if skip_below is None else severity_rank(skip_below)
+        self.skip_reason = f"below [alerts] min_severity = {skip_below}: not sent to the model"
         self.policy = RetryPolicy(
             max_attempts=ai.max_attempts,
             base=ai.retry_base_seconds,
@@ -226,6 +231,10 @@ class _AnalysisLogic(StatefulBatchLogic[_Item, _Out, _Saved]):
             self._order.append(seq)
         if not isinstance(item, TriggerContext):
             self._finish(seq, item)  # a watermark, or an output restored from a snapshot
+            return
+        if severity_rank(item.trigger.severity) < self._stage.skip_rank:
+            insight = rule_based_insight(item)
+            self._finish(seq, AnalysedTrigger(item, "skipped", insight, self._stage.skip_reason))
             return
         offline = self._stage.backend.offline_reason
         if offline is not None:
@@ -438,6 +447,7 @@ def analyze_triggers(
     rand: Callable[[], float] = random.random,
     poll_seconds: float = 0.02,
     max_backlog: int = 10_000,
+    skip_below: str | None = None,
 ) -> Stream[AnalysedTrigger | Watermark]:
     """Explain each trigger context with the model `ai` names, without blocking the flow.
 
@@ -454,6 +464,8 @@ def analyze_triggers(
         poll_seconds: how often finished requests are collected while some are pending.
         max_backlog: the most contexts waiting for a request slot; beyond it the oldest of the
             lowest severity is given up (`failed`).
+        skip_below: ask no model about triggers whose rule severity is below this one (the
+            alert stage's `min_severity`); they get the rule-based insight, `skipped`.
 
     Returns:
         One `AnalysedTrigger` per context, and every watermark.
@@ -469,6 +481,7 @@ def analyze_triggers(
         stats=stats if stats is not None else AnalysisStats(),
         poll_seconds=poll_seconds,
         max_backlog=max_backlog,
+        skip_below=skip_below,
     )
     keyed = op.key_on("shard", triggers, _shard)  # ("llm", TriggerContext | Watermark)
     analysed = op.stateful_batch("llm", keyed, stage.build)  # ("llm", AnalysedTrigger | Watermark)

@@ -71,7 +71,8 @@ class Insight:
 
 @dataclass(frozen=True, slots=True)
 class AnalysedTrigger:
-    """A trigger context after the AI stage: what it did (`analysis`) and the insight it gave."""
+    """A trigger context after the AI stage: what it did (`analysis`), why when the model did
+    not answer (`analysis_reason`), and the insight it gave."""
 
     context: TriggerContext
     analysis: Analysis
@@ -108,6 +109,7 @@ class AlertRecord:
             "reason": trigger.reason,
             "evidence": [item.to_dict() for item in trigger.evidence],
             "analysis": self.analysed.analysis,
+            "analysis_reason": self.analysed.analysis_reason,
             "insight": None if insight is None else insight.to_dict(),
             "delivery": self.delivery,
             "delivery_reason": self.delivery_reason,

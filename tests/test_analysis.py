@@ -409,6 +409,27 @@ def test_auto_with_nothing_answering_falls_back_for_every_trigger() -> None:
     assert result.analysis_reason.startswith("[ai] backend = auto: no Ollama answers at")
 
 
+def test_triggers_below_min_severity_are_not_sent_to_the_model(server: LlmServer) -> None:
+    items = [
+        make_context(0, severity="info"),
+        make_context(1, severity="warning"),
+        make_context(2, severity="critical"),
+    ]
+    out = _run(items, _ai(server), skip_below="warning")
+    analysed = _analysed(out)
+    assert [(o.context.trigger.severity, o.analysis) for o in analysed] == [
+        ("info", "skipped"),
+        ("warning", "analyzed"),
+        ("critical", "analyzed"),
+    ]
+    assert len(server.chats()) == 2
+    skipped = analysed[0]
+    assert skipped.analysis_reason == (
+        "below [alerts] min_severity = warning: not sent to the model"
+    )
+    assert skipped.insight is not None and skipped.insight.backend == "none"
+
+
 def test_an_unexpected_error_in_a_backend_fails_the_analysis_not_the_flow(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

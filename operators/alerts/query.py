@@ -164,7 +164,9 @@ def format_show(row: AlertRow) -> str:
     if not evidence:
         out.append("  (none)")
     insight = record.get("insight")
-    out.append(f"insight ({record.get('analysis', '?')})")
+    analysis = record.get("analysis", "?")
+    why = record.get("analysis_reason")
+    out.append(f"insight ({analysis}: {why})" if why else f"insight ({analysis})")
     if not insight:
         out.append("  (none)")
     else:

@@ -8,7 +8,6 @@ import orjson
 import pytest
 from bytewax.testing import run_main
 
-import operators.detect
 from flows.cli import main
 from flows.config import load_config
 from flows.eyes import build_flow
@@ -30,11 +29,6 @@ EXPECTED = {
     "java": "queued",
     "db-1": "suppressed",
 }
-
-_rules_pending = pytest.mark.skipif(
-    "PLACEHOLDER" in (operators.detect.__doc__ or ""),
-    reason="the rules step is still the placeholder: the trace fires no trigger yet",
-)
 
 
 def _config(tmp_path: Path) -> Path:
@@ -94,7 +88,6 @@ def test_the_whole_flow_gives_every_trigger_one_record(tmp_path: Path) -> None:
     assert len({r["id"] for r in records}) == len(records)
 
 
-@_rules_pending
 def test_the_fixture_trace_gives_the_expected_fate_record_by_record(tmp_path: Path) -> None:
     out, summary = _replay(tmp_path)
     assert summary.triggers == len(EXPECTED)
@@ -102,7 +95,15 @@ def test_the_fixture_trace_gives_the_expected_fate_record_by_record(tmp_path: Pa
     assert _fates_in_history(tmp_path / "history" / "eyes.db") == EXPECTED
 
 
-@_rules_pending
+def test_alerts_below_min_severity_are_not_analysed(tmp_path: Path) -> None:
+    out, _ = _replay(tmp_path)
+    records = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    analysis = {_subject(r): (r["analysis"], r["analysis_reason"]) for r in records}
+    skipped = ("skipped", "below [alerts] min_severity = critical: not sent to the model")
+    assert analysis.pop("db-1") == skipped
+    assert set(analysis.values()) == {("fallback", "[ai] backend = none")}
+
+
 def test_eyes_replay_writes_the_fates_and_replaying_again_adds_no_rows(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
