@@ -315,7 +315,7 @@ class AiConfig:
     retry_queue_size: int = _key(100, "int", _at_least(1))
     redact: bool = _key(True, "bool")
     max_tokens: int = _key(1024, "int", _at_least(16))
-    recordings: str = _key("fixtures/llm/recorded.jsonl", "str")
+    recordings: str = _key("fixtures/llm/llm_demo.jsonl", "str")
     drain_seconds: float = _key(120.0, "float", _non_negative)
 
 

@@ -73,9 +73,9 @@ def _psutil_counters() -> Mapping[str, Any]:
 class DiskSampler:
     """Takes one sample of every chosen disk per call; a callable for `PeriodicSource`.
 
-    The first call only reads the counters and returns no event; each later call returns the
-    rates since the previous one. A counter that went backwards (device reset) gives no event
-    for that device that time.
+    Construction reads the counters once; each call returns the rates since the previous
+    reading (the first call, those since construction). A counter that went backwards (device
+    reset) gives no event for that device that time.
 
     Args:
         host: the host name of the events.
