@@ -36,6 +36,11 @@ __all__ = [
 LEVELS: tuple[str, ...] = ("debug", "info", "notice", "warning", "error", "fault")
 _LEVEL_RANK = {name: rank for rank, name in enumerate(LEVELS)}
 MAX_LINE_BYTES = 1 << 20
+# Event times are Unix seconds from 1970 to the end of year 9999: what a datetime can hold, and
+# what tells seconds from milliseconds (1796292000000 is a year beyond 50,000).
+_MAX_TS = 253_402_300_800.0
+_BOMS: dict[type, Any] = {bytes: "\ufeff".encode(), str: "\ufeff"}
+_NEWLINES: dict[type, Any] = {bytes: b"\r\n", str: "\r\n"}
 _PRESSURES = frozenset({"normal", "warning", "critical"})
 _QUALITIES = frozenset({"measured", "derived", "estimated"})
 _COMMON = frozenset({"kind", "ts", "host", "id"})
@@ -138,15 +143,12 @@ def parse_ts(raw: object) -> float:
     Raises:
         EventError: `raw` is neither, or the string has no offset.
     """
-    if type(raw) is float and raw - raw == 0.0:  # the common case: a finite float
+    if type(raw) is float and 0.0 <= raw < _MAX_TS:  # the common case
         return raw
     if isinstance(raw, bool):
         raise EventError(f"'ts' must be an RFC 3339 string or Unix seconds, got {raw!r}")
     if isinstance(raw, (int, float)):
-        ts = float(raw)
-        if ts != ts or ts in (float("inf"), float("-inf")):
-            raise EventError(f"'ts' must be finite, got {raw!r}")
-        return ts
+        return _in_range(float(raw), raw)
     if not isinstance(raw, str):
         raise EventError(f"'ts' must be an RFC 3339 string or Unix seconds, got {raw!r}")
     text = raw[:-1] + "+00:00" if raw.endswith(("Z", "z")) else raw
@@ -156,7 +158,18 @@ def parse_ts(raw: object) -> float:
         raise EventError(f"'ts' is not an RFC 3339 time: {raw!r}") from None
     if moment.tzinfo is None:
         raise EventError(f"'ts' has no UTC offset: {raw!r}")
-    return moment.timestamp()
+    return _in_range(moment.timestamp(), raw)
+
+
+def _in_range(ts: float, raw: object) -> float:
+    if 0.0 <= ts < _MAX_TS:
+        return ts
+    if ts != ts or ts in (float("inf"), float("-inf")):
+        raise EventError(f"'ts' must be finite, got {raw!r}")
+    msg = f"'ts' must be Unix seconds between 1970 and 9999, got {raw!r}"
+    if ts >= _MAX_TS:
+        msg += " (milliseconds or microseconds?)"
+    raise EventError(msg)
 
 
 def format_ts(ts: float) -> str:
@@ -286,7 +299,7 @@ def _parse_log(obj: Mapping[str, Any], ts: float, host: str, event_id: Any) -> L
     level = get("level")
     if level is None:
         raise EventError("log event has no 'level'", "missing_field")
-    if level not in _LEVEL_RANK:
+    if type(level) is not str or level not in _LEVEL_RANK:
         raise EventError(f"unknown 'level' {level!r}, expected one of {', '.join(LEVELS)}")
     message = get("message")
     if type(message) is not str:
@@ -319,7 +332,7 @@ def _parse_log(obj: Mapping[str, Any], ts: float, host: str, event_id: Any) -> L
 
 def _parse_metrics(obj: Mapping[str, Any], ts: float, host: str, event_id: Any) -> MetricsEvent:
     pressure = obj.get("mem_pressure")
-    if pressure is not None and pressure not in _PRESSURES:
+    if pressure is not None and (type(pressure) is not str or pressure not in _PRESSURES):
         raise EventError(
             f"'mem_pressure' must be one of normal, warning, critical, got {pressure!r}"
         )
@@ -360,7 +373,7 @@ def parse_event(obj: object, default_host: str) -> Event:
     if not isinstance(obj, dict):
         raise EventError(f"expected a JSON object, got {type(obj).__name__}", "not_an_object")
     kind = obj.get("kind")
-    parser = _PARSERS.get(kind)  # type: ignore[arg-type]
+    parser = _PARSERS.get(kind) if type(kind) is str else None
     if parser is None:
         if kind is None:
             raise EventError("missing 'kind'", "missing_field")
@@ -368,7 +381,7 @@ def parse_event(obj: object, default_host: str) -> Event:
     if "ts" not in obj:
         raise EventError("missing 'ts'", "missing_field")
     ts = obj["ts"]
-    if type(ts) is not float or ts - ts != 0.0:
+    if type(ts) is not float or not 0.0 <= ts < _MAX_TS:
         ts = parse_ts(ts)
     host = obj.get("host", default_host)
     if (type(host) is not str and not isinstance(host, str)) or not host:
@@ -391,7 +404,7 @@ def parse_line(line: bytes | str, default_host: str) -> Event | None:
     Raises:
         EventError: the line is too long, not UTF-8, not JSON, or not a valid event.
     """
-    if len(line) > MAX_LINE_BYTES:
+    if len(line) > MAX_LINE_BYTES and len(line.rstrip(_NEWLINES[type(line)])) > MAX_LINE_BYTES:
         raise EventError(f"line is longer than {MAX_LINE_BYTES} bytes ({len(line)})", "too_long")
     if line[:1] == b"{":
         # The common case: no copy without the newline (JSON allows white space after the
@@ -401,6 +414,8 @@ def parse_line(line: bytes | str, default_host: str) -> Event | None:
         except orjson.JSONDecodeError:
             pass
     stripped = line.strip()
+    if stripped.startswith(_BOMS[type(stripped)]):  # a UTF-8 byte order mark opens the file
+        stripped = stripped[len(_BOMS[type(stripped)]) :]
     if not stripped or stripped[:1] in (b"#", "#"):
         return None
     try:

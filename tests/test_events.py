@@ -117,8 +117,18 @@ def test_a_named_metric_of_the_wrong_type_is_rejected() -> None:
         (b'{"kind":"log","ts":1,"level":"info","message":"m","id":1.5}', "invalid_field", "'id'"),
         (b'{"kind":"metrics","ts":1,"mem_pressure":"high"}', "invalid_field", "mem_pressure"),
         (b'{"kind":"metrics","ts":1,"quality":{"a":"guess"}}', "invalid_field", "quality"),
+        (b'{"kind":["log"],"ts":1}', "unknown_kind", "unknown 'kind' \\['log'\\]"),
+        (b'{"kind":"log","ts":1,"level":["error"],"message":"m"}', "invalid_field", "'level'"),
+        (b'{"kind":"log","ts":1,"level":{},"message":"m"}', "invalid_field", "'level'"),
+        (b'{"kind":"metrics","ts":1,"mem_pressure":["warning"]}', "invalid_field", "mem_pressure"),
+        (b'{"kind":"log","ts":1796292000000,"level":"info","message":"m"}', "invalid_field",
+         "between 1970 and 9999, got 1796292000000 \\(milliseconds"),
+        (b'{"kind":"log","ts":1e20,"level":"info","message":"m"}', "invalid_field", "9999"),
+        (b'{"kind":"log","ts":-1.5,"level":"info","message":"m"}', "invalid_field", "1970"),
+        (b'{"kind":"log","ts":"0001-01-01T00:00:00Z","level":"info","message":"m"}',
+         "invalid_field", "between 1970 and 9999"),
     ],
-)
+)  # fmt: skip
 def test_a_bad_line_says_why(line: bytes, reason: str, match: str) -> None:
     with pytest.raises(EventError, match=match) as caught:
         parse_line(line, "h")
@@ -130,6 +140,20 @@ def test_a_line_over_one_mebibyte_is_rejected() -> None:
     with pytest.raises(EventError, match="longer than 1048576 bytes") as caught:
         parse_line(line, "h")
     assert caught.value.reason == "too_long"
+
+
+def test_a_line_of_exactly_one_mebibyte_and_its_newline_is_an_event() -> None:
+    head = b'{"kind":"log","ts":1,"level":"info","message":"'
+    line = head + b"x" * (MAX_LINE_BYTES - len(head) - 2) + b'"}'
+    assert len(line) == MAX_LINE_BYTES
+    event = parse_line(line + b"\n", "h")
+    assert isinstance(event, LogEvent) and len(event.message) == MAX_LINE_BYTES - len(head) - 2
+
+
+def test_a_byte_order_mark_before_the_first_event_is_ignored() -> None:
+    line = "\ufeff".encode() + b'{"kind":"log","ts":1,"level":"info","message":"m"}\n'
+    event = parse_line(line, "h")
+    assert isinstance(event, LogEvent) and event.message == "m"
 
 
 @pytest.mark.parametrize("line", [b"", b"   \n", b"# a comment", "  # indented comment"])
