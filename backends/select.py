@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
+from pathlib import Path
 
 from backends.base import Backend
 from backends.errors import BackendError
@@ -21,11 +22,14 @@ from backends.openai import OpenAIBackend
 from backends.recorded import RecordedBackend
 from flows.config import AiConfig
 
-__all__ = ["PROBE_SECONDS", "build_backend", "has_model"]
+__all__ = ["PROBE_SECONDS", "build_backend", "has_model", "recordings_path"]
 
 log = logging.getLogger(__name__)
 
 PROBE_SECONDS = 2.0
+# Where the shipped recordings are found when `ai.recordings` is relative and not in the
+# current directory: the Eyes checkout that holds `fixtures/`.
+_CHECKOUT = Path(__file__).resolve().parents[1]
 
 
 def has_model(names: list[str], model: str) -> bool:
@@ -93,7 +97,7 @@ def build_backend(
     if ai.backend == "mock":
         return MockBackend(model=ai.model)
     if ai.backend == "recorded":
-        return RecordedBackend.from_file(ai.recordings)
+        return RecordedBackend.from_file(recordings_path(ai.recordings))
     if ai.backend == "ollama":
         return _ollama(ai)
     if ai.backend == "openai":
@@ -107,3 +111,14 @@ def build_backend(
             max_connections=ai.max_concurrency,
         )
     return _auto(ai, probe_seconds)
+
+
+def recordings_path(name: str, checkout: Path = _CHECKOUT) -> Path:
+    """Return where `ai.recordings` is: as given when absolute or found from the current
+    directory, else under the Eyes `checkout` (the shipped `fixtures/llm/...`), else as given
+    (so that the error names the path the user wrote)."""
+    path = Path(name)
+    if path.is_absolute() or path.exists():
+        return path
+    shipped = checkout / path
+    return shipped if shipped.exists() else path

@@ -389,19 +389,21 @@ def _build(cls: type, data: Mapping[str, Any], section: str, origin: str) -> Any
     """Build the dataclass `cls` of `[section]` from `data`, checking every key."""
     known = {f.name: f for f in dataclasses.fields(cls) if f.name != "source"}
     values: dict[str, Any] = {}
-    for name, raw in data.items():
+    for name, given in data.items():
         where = f"[{section}] {name}" if section else name
         spec = known.get(name)
+        kind = None if spec is None else spec.metadata.get("kind")
+        raw = given.read_as(kind) if isinstance(given, _Override) else given
         if spec is None:
             hint = ", ".join(sorted(known))
             raise ConfigError(f"{origin}: unknown key {where} (known here: {hint})")
-        if "kind" not in spec.metadata:
+        if kind is None:
             if not isinstance(raw, dict):
                 raise ConfigError(f"{origin}: {where} must be a table, got {raw!r}")
             sub = f"{section}.{name}" if section else name
             values[name] = _build(_section_type(cls, name), raw, sub, origin)
             continue
-        kind, check = spec.metadata["kind"], spec.metadata["check"]
+        check = spec.metadata["check"]
         problem = _type_error(kind, raw)
         value = None if problem else _coerce(kind, raw)
         if problem is None and check is not None and (problem := check(value)):
@@ -416,12 +418,21 @@ def _section_type(cls: type, name: str) -> type:
     return type(getattr(cls(), name))
 
 
-def _parse_override(raw: str) -> Any:
-    """Read an override's value as a TOML value (`5`, `true`, `["a"]`), else as a plain string."""
-    try:
-        return tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
-        return raw
+@dataclass(frozen=True, slots=True)
+class _Override:
+    """An `EYES__SECTION__KEY` value: its text, read as the key's kind once the key is known."""
+
+    text: str
+
+    def read_as(self, kind: str | None) -> Any:
+        """Return the text for a string key (`EYES__AI__MODEL=7` is the model "7"), else the
+        TOML value it spells (`5`, `true`, `["a"]`), else the text itself."""
+        if kind == "str":
+            return self.text
+        try:
+            return tomllib.loads(f"v = {self.text}")["v"]
+        except tomllib.TOMLDecodeError:
+            return self.text
 
 
 def _apply_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> list[str]:
@@ -439,7 +450,7 @@ def _apply_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> list[s
             table = table.setdefault(part, {})
             if not isinstance(table, dict):
                 raise ConfigError(f"{name}: [{'.'.join(path[:-1])}] is not a table")
-        table[path[-1]] = _parse_override(environ[name])
+        table[path[-1]] = _Override(environ[name])
         applied.append(name)
     return applied
 
@@ -468,6 +479,8 @@ def load_config(
             raise ConfigError(f"{origin}: cannot read the configuration: {exc.strerror}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{origin}: not valid TOML: {exc}") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{origin}: not UTF-8 text (byte {exc.start})") from None
     applied = _apply_overrides(data, env)
     if applied:
         origin = f"{origin} + {', '.join(applied)}"

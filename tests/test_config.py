@@ -77,6 +77,24 @@ def test_environment_overrides_win_over_the_file_and_are_typed(tmp_path: Path) -
     assert "EYES__AI__BACKEND" in config.source
 
 
+def test_an_override_of_a_string_key_keeps_its_text() -> None:
+    env = {"EYES__AI__MODEL": "7", "EYES__HOST__NAME": "true", "EYES__AI__MAX_ATTEMPTS": "5"}
+    config = load_config(environ=env)
+    assert config.ai.model == "7"
+    assert config.host.name == "true"
+    assert config.ai.max_attempts == 5
+    with pytest.raises(ConfigError, match=r"\[ai\] max_attempts must be an integer, got 'x'"):
+        load_config(environ={"EYES__AI__MAX_ATTEMPTS": "x"})
+
+
+def test_a_file_that_is_not_utf8_is_a_configuration_error(tmp_path: Path) -> None:
+    path = tmp_path / "eyes.toml"
+    path.write_bytes(b"[host]\nname = '\xff'\n")
+    with pytest.raises(ConfigError, match=r"eyes\.toml: not UTF-8 text \(byte 15\)"):
+        load_config(path, environ={})
+    assert main(["check-config", "--config", str(path)]) == 2
+
+
 def test_integers_are_accepted_where_numbers_are_expected(tmp_path: Path) -> None:
     config = load_config(_write(tmp_path, "[rules]\ncooldown_seconds = 10\n"), environ={})
     assert config.rules.cooldown_seconds == 10.0

@@ -13,7 +13,7 @@ from backends.none import NoneBackend
 from backends.ollama import OllamaBackend
 from backends.openai import OpenAIBackend
 from backends.recorded import RecordedBackend
-from backends.select import build_backend, has_model
+from backends.select import build_backend, has_model, recordings_path
 from flows.config import AiConfig
 from operators.errors import ConfigError
 from tests.contexts import make_context
@@ -34,6 +34,26 @@ def test_none_mock_and_recorded_are_built_without_io() -> None:
     assert isinstance(mock, MockBackend) and mock.model == "demo"
     recorded = build_backend(AiConfig(backend="recorded", recordings=str(FIXTURE)))
     assert isinstance(recorded, RecordedBackend)
+
+
+def test_the_default_recordings_are_found_from_any_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    recorded = build_backend(AiConfig(backend="recorded"))
+    assert isinstance(recorded, RecordedBackend)
+    assert recorded.source == str(FIXTURE)
+
+
+def test_relative_recordings_in_the_current_directory_win_over_the_shipped_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    mine = Path("fixtures/llm/llm_demo.jsonl")
+    mine.parent.mkdir(parents=True)
+    mine.write_bytes(FIXTURE.read_bytes())
+    assert recordings_path(str(mine)) == mine
+    assert recordings_path("elsewhere.jsonl") == Path("elsewhere.jsonl")
 
 
 def test_recorded_without_its_file_is_a_configuration_error(tmp_path: Path) -> None:
