@@ -17,7 +17,7 @@ from bytewax.testing import run_main
 from flows.config import config_to_toml, load_config
 from flows.eyes import build_flow
 from operators.errors import EyesError
-from operators.outputs import RecordFileSink, RunSummary
+from operators.outputs import RecordFileSink, RunSummary, check_writable
 from operators.sources.replay import ReplaySource, ReplayStats, check_readable
 
 __all__ = ["main"]
@@ -121,6 +121,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _cmd_replay(args: argparse.Namespace) -> int:
     check_readable(args.traces)
+    if args.out is not None:
+        check_writable(args.out)
     config = load_config(_config_path(args))
     stats = ReplayStats()
     summary = RunSummary()
@@ -154,6 +156,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     try:
         live.run(config, args.workers)
     except KeyboardInterrupt:
+        print("eyes run: stopped at once", file=sys.stderr)
+    else:
         print("eyes run: stopped", file=sys.stderr)
     return 0
 

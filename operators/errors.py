@@ -3,7 +3,7 @@
 ```
 EyesError                 exit 1 unless a subclass says otherwise
   ConfigError             exit 2: a configuration key is unknown, of the wrong type or out of range
-  InputFileError          exit 2: a file named on the command line cannot be read
+  InputFileError          exit 2: a file named on the command line cannot be read or written
   EventError              a trace line that is not an event (operators.events); skipped and counted
 ```
 """
@@ -26,6 +26,7 @@ class ConfigError(EyesError):
 
 
 class InputFileError(EyesError):
-    """A file named on the command line is missing or unreadable; the message names it."""
+    """A file named on the command line cannot be read (or, for an output, written); the
+    message names it."""
 
     exit_code = 2

@@ -15,9 +15,24 @@ import orjson
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from typing_extensions import override
 
+from operators.errors import InputFileError
 from operators.records import DELIVERIES, AlertRecord
 
-__all__ = ["RecordFileSink", "RunSummary"]
+__all__ = ["RecordFileSink", "RunSummary", "check_writable"]
+
+
+def check_writable(path: Path) -> None:
+    """Fail before the run when the `--out` file cannot be created (its folder is missing, say).
+
+    Raises:
+        InputFileError: naming the file and why.
+    """
+    try:
+        with open(path, "ab"):
+            pass
+    except OSError as exc:
+        msg = f"{path}: cannot write alert records: {exc.strerror or exc}"
+        raise InputFileError(msg) from None
 
 
 @dataclass

@@ -138,6 +138,30 @@ def test_a_missing_trace_is_an_input_error(tmp_path: Path) -> None:
         check_readable([BAD_LINES, tmp_path / "nope.jsonl"])
 
 
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [(b"plain text, not gzip\n", "Not a gzipped file"), (b"\x1f\x8b\x08", "ended before")],
+)
+def test_a_gz_trace_that_is_not_gzip_is_an_input_error(
+    tmp_path: Path, content: bytes, why: str
+) -> None:
+    broken = tmp_path / "broken.jsonl.gz"
+    broken.write_bytes(content)
+    with pytest.raises(InputFileError, match=rf"broken\.jsonl\.gz: cannot read trace: .*{why}"):
+        check_readable([broken])
+    assert main(["replay", str(broken)]) == 2
+
+
+def test_eyes_replay_exits_2_when_the_out_file_cannot_be_created(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "no-such-folder" / "a.jsonl"
+    assert main(["replay", str(BAD_LINES), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"{out}: cannot write alert records: No such file or directory" in err
+    assert err.count("\n") == 1
+
+
 def test_eyes_replay_counts_bad_lines_and_writes_the_records_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -10,6 +10,7 @@ import gzip
 import heapq
 import logging
 import time
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -54,10 +55,11 @@ def check_readable(paths: Sequence[str | Path]) -> None:
     """
     for path in paths:
         try:
-            with open(path, "rb") as handle:
-                handle.read(1)
-        except OSError as exc:
-            raise InputFileError(f"{path}: cannot read trace: {exc.strerror or exc}") from None
+            with _open(Path(path)) as handle:
+                handle.read(1)  # for a .gz file, its header too
+        except (OSError, EOFError, zlib.error) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise InputFileError(f"{path}: cannot read trace: {reason}") from None
 
 
 def _open(path: Path) -> IO[bytes]:
@@ -105,7 +107,7 @@ def read_trace(path: Path, default_host: str, stats: ReplayStats) -> Iterator[Ev
                     continue
                 if event is not None:
                     yield event
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, zlib.error) as exc:
         stats.bad_lines[name] += 1
         stats.bad_reasons["unreadable"] += 1
         log.error("%s: stopped reading after line %d: %s", name, lines, exc)
