@@ -23,7 +23,7 @@ _IPV6 = re.compile(
     rf"|::{_H}{{1,4}}(?::{_H}{{1,4}}){{0,6}})(?![\w:])"
 )
 _HEX_PREFIXED = re.compile(rf"\b0[xX]{_H}+\b")
-_HEX_WORD = re.compile(rf"\b{_H}{{8,}}\b")
+_HEX_WORD = re.compile(rf"\b{_H}{{4,}}\b")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _DIGITS = frozenset("0123456789")
 
@@ -31,8 +31,9 @@ _cache: dict[str, str] = {}
 
 
 def _hex_word(match: re.Match[str]) -> str:
-    # A run of 8+ hex characters is a hex value only when it mixes digits and letters:
-    # `deadbeef12` is, `accepted` and `12345678` (a number, masked next) are not.
+    # A word of 4+ hex characters is a hex value only when it mixes digits and letters:
+    # `7f3a2b` and `deadbeef12` are, `accepted`, `cafe` and `12345678` (a number, masked
+    # next) are not.
     word = match.group()
     has_digit = not _DIGITS.isdisjoint(word)
     return "<hex>" if has_digit and not word.isdigit() else word

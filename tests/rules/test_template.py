@@ -22,6 +22,8 @@ def test_timeouts_of_different_lengths_are_one_signature() -> None:
         ("link 00:1a:2b:3c:4d:5e down", "link <ip> down"),
         ("fault at 0x7f3a2b1c4d10", "fault at <hex>"),
         ("object 7fc235807b90 freed twice", "object <hex> freed twice"),
+        ("session 7f3a2b closed", "session <hex> closed"),
+        ("lock a1b2 held by 4f0e", "lock <hex> held by <hex>"),
         (
             "job 1234abcd-1234-4abc-a123-123456789abc failed",
             "job <uuid> failed",
