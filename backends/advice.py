@@ -4,8 +4,9 @@ In: the model's recommendations. Out: the ones kept and the ones removed. Nothin
 answers is ever executed; this filter keeps an operator from copying a harmful command out of
 an alert. It matches commands and plain-language advice: deleting files (`rm`, `find -delete`,
 `shred`), formatting or overwriting disks (`mkfs`, `dd of=/dev/...`, `wipefs`), disabling
-SELinux, SIP, Gatekeeper or firewalls, opening permissions to everyone (`chmod 777`), killing
-pid 1 and rebooting or powering off the machine.
+SELinux (or making it permissive), SIP, Gatekeeper or firewalls (`systemctl disable --now
+firewalld`, `service iptables stop`), opening permissions to everyone (`chmod 777`), killing
+pid 1 (`kill -9 1`, `pkill systemd`, `killall -9 init`) and rebooting or powering off the machine.
 
 Pattern matching is deliberately broad: a harmless sentence that mentions a reboot is removed
 too. It cannot recognise every obfuscated form of a dangerous command.
@@ -22,6 +23,8 @@ _SECURITY = (
     r"selinux|apparmor|sip|system integrity protection|gatekeeper|firewall|firewalld|ufw"
     r"|iptables|nftables|antivirus|defender|auditd"
 )
+# Command-line options between a command and its verb or argument: `systemctl disable --now`.
+_OPTIONS = r"(?:-\S+\s+)*"
 _DESTRUCTIVE = re.compile(
     "|".join(
         (
@@ -44,16 +47,19 @@ _DESTRUCTIVE = re.compile(
             r"\bcsrutil\s+disable\b",
             r"\bspctl\s+--master-disable\b",
             r"\bufw\s+disable\b",
-            rf"\bsystemctl\s+(stop|disable|mask)\s+({_SECURITY})\b",
+            rf"\bsystemctl\s+{_OPTIONS}(stop|disable|mask)\s+{_OPTIONS}({_SECURITY})\b",
+            rf"\bservice\s+({_SECURITY})\s+stop\b",
             r"\biptables\s+(-F|--flush)\b",
             r"\bnft\s+flush\s+ruleset\b",
             rf"\b(disable|turn\s+off|switch\s+off|deactivate|stop)\w*\s+(the\s+)?({_SECURITY})\b",
             rf"\b({_SECURITY})\s+(off|disabled)\b",
+            r"\b(put|set|switch|change|move|run)\w*\s+(the\s+)?selinux\s+(\w+\s+){0,3}permissive\b",
             r"\bchmod\s+(-R\s+)?0?777\b",
             r"\bchmod\s+(-R\s+)?(a|o|ugo)\+rwx\b",
             # killing pid 1
             r"\bkill\s+(-\S+\s+)*-?1(?!\d)",
-            r"\bkill\w*\s+(the\s+)?(pid\s*1\b|process\s+1\b|init\b|systemd\b|launchd\b)",
+            rf"\bp?kill\w*\s+{_OPTIONS}(the\s+)?['\"]?"
+            r"(pid\s*1\b|process\s+1\b|(init|systemd|launchd)(?![\w-]))",
             r"\bkillall5\b",
             # rebooting, powering off
             r"\b(reboot|poweroff|halt)\b",

@@ -4,10 +4,11 @@ In: a `TriggerContext`. Out: a system and a user message. The user message gives
 reason and evidence, the error signatures of the window grouped with counts, and a summary of
 the metrics and disk samples (first, min, max, last per field).
 
-Host text (log lines, process names, keys, evidence) is untrusted: anyone on the host can write
-to its log. It is quoted as JSON strings between BEGIN/END HOST DATA markers, so that it cannot
-close the block or start a line of its own, and the system message tells the model never to
-follow instructions found there. With `redact`, each piece of host text is masked by
+Host text (log lines, process names, keys, evidence, device and field names) is untrusted:
+anyone on the host can write to its log, and a trace can name a field anything. It is quoted as
+JSON strings between BEGIN/END HOST DATA markers, so that it cannot close the block or start a
+line of its own, and the system message tells the model never to follow instructions found
+there. With `redact`, each piece of host text is masked by
 `backends.redact.redact` before it is quoted. Every list is bounded, so the prompt stays small
 whatever the window holds.
 """
@@ -110,18 +111,21 @@ def _error_signatures(logs: tuple[LogEvent, ...]) -> tuple[list[_Signature], int
     return ranked[:_MAX_SIGNATURES], max(0, len(ranked) - _MAX_SIGNATURES), len(logs) - errors
 
 
-def _series_lines(series: Mapping[str, list[float]], prefix: str = "") -> list[str]:
+def _series_lines(
+    series: Mapping[str, list[float]], clean: Callable[[str], str], prefix: str = ""
+) -> list[str]:
+    """Return one summary line per field; the field names come from the host and are quoted."""
     lines = []
     for name, values in list(series.items())[:_MAX_FIELDS]:
         first, low, high, last = values[0], min(values), max(values), values[-1]
         lines.append(
-            f"- {prefix}{name}: {_number(first)} / {_number(low)} / {_number(high)} / "
-            f"{_number(last)}"
+            f"- {prefix}{_quote(name, clean)}: {_number(first)} / {_number(low)} / "
+            f"{_number(high)} / {_number(last)}"
         )
     return lines
 
 
-def _metrics_lines(samples: tuple[MetricsEvent, ...]) -> list[str]:
+def _metrics_lines(samples: tuple[MetricsEvent, ...], clean: Callable[[str], str]) -> list[str]:
     if not samples:
         return ["Metrics: no samples in the window."]
     series: dict[str, list[float]] = {}
@@ -129,7 +133,7 @@ def _metrics_lines(samples: tuple[MetricsEvent, ...]) -> list[str]:
         for name, value in sample.values.items():
             series.setdefault(name, []).append(value)
     lines = [f"Metrics over {len(samples)} samples (first / min / max / last):"]
-    lines += _series_lines(series)
+    lines += _series_lines(series, clean)
     pressures = [s.mem_pressure for s in samples if s.mem_pressure is not None]
     if pressures:
         worst = max(pressures, key=("normal", "warning", "critical").index)
@@ -147,7 +151,7 @@ def _disk_lines(samples: tuple[DiskEvent, ...], clean: Callable[[str], str]) -> 
             per_device.setdefault(name, []).append(value)
     lines = [f"Disk over {len(samples)} samples (first / min / max / last):"]
     for device, series in list(devices.items())[:_MAX_DEVICES]:
-        lines += _series_lines(series, prefix=f"{_quote(device, clean)} ")
+        lines += _series_lines(series, clean, prefix=f"{_quote(device, clean)} ")
     return lines
 
 
@@ -185,7 +189,7 @@ def build_messages(context: TriggerContext, *, redact: bool) -> list[dict[str, s
         f"Other log lines in the window: {other}; lines left out by the buffer bound: "
         f"{context.dropped_logs}."
     )
-    lines += _metrics_lines(context.metrics)
+    lines += _metrics_lines(context.metrics, clean)
     lines += _disk_lines(context.disk, clean)
     lines.append("END HOST DATA")
     lines.append(

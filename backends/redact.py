@@ -23,20 +23,22 @@ _PRIVATE_KEY = re.compile(
     r"(-----END[A-Z0-9 ]*PRIVATE KEY( BLOCK)?-----|\Z)",
     re.DOTALL,
 )
-# Credentials in URLs: scheme://user:password@host
-_URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^/\s:@]+:)[^/\s@]+@")
+# Credentials in URLs: scheme://user:password@host, the user possibly empty (redis://:pw@host).
+_URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^/\s:@]*:)[^/\s@]+@")
 # Authorization headers (the whole value), and bare bearer / basic credentials.
 _AUTHORIZATION = re.compile(r"(?i)\b((?:proxy-)?authorization\"?\s*[:=]\s*\"?)[^\r\n\"']+")
 _BEARER = re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]{8,}")
 _BASIC = re.compile(r"\b((?i:basic)\s+)(?=[A-Za-z0-9+/]*[A-Z0-9+/=])[A-Za-z0-9+/]{8,}={0,2}")
-# name=value, name: value, "name": "value" for names that hold secrets.
+# name=value, name: value, "name": "value" for names that hold secrets. A quoted value is
+# masked up to its closing quote (spaces and backslash-escaped quotes included), or to the end
+# of the line when the quote is never closed; a bare value ends at a space or a delimiter.
 _SECRET_NAMES = (
     r"[A-Za-z0-9_.-]*?(?:password|passwd|passphrase|secret|token|api[_-]?key|access[_-]?key"
     r"|private[_-]?key|credentials?)s?|pwd|cookie|session[_-]?id"
 )
 _NAMED_SECRET = re.compile(
     rf"(?i)(?<![A-Za-z0-9])({_SECRET_NAMES})(\"?\s*[=:]\s*\"?|\s+is\s+)(['\"]?)"
-    r"(?!\[REDACTED\])([^\s'\",;&)}\]]+)"
+    r"(?!\[REDACTED\])((?<=\")(?:\\.|[^\"\\\r\n])+|(?<=')[^'\r\n]+|[^\s'\",;&)}\]]+)"
 )
 # Well-known key shapes, wherever they appear.
 _KEY_SHAPES = re.compile(

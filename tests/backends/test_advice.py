@@ -55,6 +55,46 @@ def test_safe_advice_is_kept(advice: str) -> None:
     assert not is_destructive(advice)
 
 
+@pytest.mark.parametrize(
+    "advice",
+    [
+        "sudo systemctl disable --now firewalld",
+        "systemctl --now disable firewalld.service",
+        "systemctl mask --now ufw",
+        "Put SELinux in permissive mode",
+        "Set SELinux to permissive while you test",
+        "service iptables stop",
+        "sudo service firewalld stop",
+        "pkill -9 systemd",
+        "killall -9 init",
+        "pkill init",
+        "kill -9 1",
+    ],
+)
+def test_disabling_security_or_killing_pid_1_behind_options_is_recognised(advice: str) -> None:
+    assert is_destructive(advice)
+
+
+@pytest.mark.parametrize(
+    "advice",
+    [
+        "systemctl status firewalld",
+        "sudo systemctl restart firewalld",
+        "journalctl -u nginx",
+        "journalctl -u firewalld --since today",
+        "service nginx stop",
+        "service iptables status",
+        "Check whether SELinux is in permissive mode with getenforce",
+        "pkill -HUP nginx",
+        "killall -9 php-fpm",
+        "pkill -f systemd-resolved-helper",
+        "kill -9 12345",
+    ],
+)
+def test_inspecting_security_units_and_killing_ordinary_processes_is_kept(advice: str) -> None:
+    assert not is_destructive(advice)
+
+
 def test_filter_keeps_the_order_of_both_lists() -> None:
     kept, removed = filter_advice(["check dmesg", "rm -rf /", "check swap", "reboot"])
     assert kept == ["check dmesg", "check swap"]

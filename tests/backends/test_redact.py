@@ -42,6 +42,25 @@ def test_the_name_of_a_secret_stays_so_the_line_still_reads() -> None:
     assert redact('{"password": "s3cr3t"}') == f'{{"password": "{MASK}"}}'
 
 
+def test_a_url_password_without_a_user_is_masked() -> None:
+    assert redact("connect redis://:mypassword@cache-1:6379/0") == (
+        f"connect redis://:{MASK}@cache-1:6379/0"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ('{"password": "p@ss word", "user": "bob"}', f'{{"password": "{MASK}", "user": "bob"}}'),
+        ("password='two words' ok", f"password='{MASK}' ok"),
+        ('token="a \\"quoted\\" b" next', f'token="{MASK}" next'),
+        ('password="cut off by the log', f'password="{MASK}'),
+    ],
+)
+def test_a_quoted_secret_is_masked_up_to_its_closing_quote(text: str, masked: str) -> None:
+    assert redact(text) == masked
+
+
 @pytest.mark.parametrize(
     "text",
     [
@@ -50,6 +69,9 @@ def test_the_name_of_a_secret_stays_so_the_line_still_reads() -> None:
         "basic authentication failed for user deploy",
         "Accepted publickey for root from 10.1.1.1 port 22 ssh2",
         "nginx[811]: segfault at 0 ip 00007f3a2b1c4d10 error 4 in libc.so.6",
+        "GET http://cache-1:6379/health returned 200",
+        "listening on redis://cache-1:6379 and http://[::1]:8080/",
+        'config {"user": "bob", "note": "two words here"} loaded',
     ],
 )
 def test_ordinary_log_lines_are_left_alone(text: str) -> None:
