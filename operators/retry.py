@@ -22,6 +22,10 @@ __all__ = ["RetryPolicy", "RetryQueue"]
 
 T = TypeVar("T")
 
+# The largest exponent of 2 a float holds: `2.0 ** 1024` raises OverflowError. Any delay that
+# has doubled this many times is past every cap, so later attempts reuse this exponent.
+_MAX_EXPONENT = 1023
+
 
 class RetryPolicy:
     """In: the attempt just made (1 = the first), its error, the time. Out: when to try again.
@@ -51,8 +55,12 @@ class RetryPolicy:
         self._random = random
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
-        """Return the wait after failed attempt number `attempt` (1-based)."""
-        wait = min(self.cap, self.base * 2 ** (attempt - 1))
+        """Return the wait after failed attempt number `attempt` (1-based), at most `cap`.
+
+        A very late attempt (past ~1,000) waits `cap` rather than overflowing.
+        """
+        exponent = min(attempt - 1, _MAX_EXPONENT)
+        wait = min(self.cap, self.base * 2.0**exponent)  # an overflow here is inf, then cap
         wait *= 1.0 - self.jitter * self._random()
         if retry_after is not None:
             wait = max(wait, min(retry_after, self.cap))

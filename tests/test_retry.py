@@ -27,6 +27,13 @@ def test_delays_are_capped() -> None:
     assert _policy(base=10.0, cap=25.0).delay(3) == 25.0
 
 
+def test_a_very_late_attempt_waits_the_cap_instead_of_overflowing() -> None:
+    policy = _policy(max_attempts=10_000, base=1.0, cap=60.0)
+    assert policy.delay(5000) == 60.0
+    assert policy.next_attempt(5000, BUSY, 100.0) == 160.0
+    assert policy.delay(5000, retry_after=7.0) == 60.0
+
+
 def test_jitter_takes_off_at_most_its_fraction() -> None:
     assert _policy(random=lambda: 0.999999).delay(1) == pytest.approx(0.8, abs=1e-5)
     assert _policy(random=lambda: 0.5).delay(2) == pytest.approx(1.8)

@@ -11,10 +11,10 @@ import concurrent.futures as cf
 import logging
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from dataclasses import dataclass
 
-from operators.alerts.notify import Notifier, NotifyError
+from operators.alerts.notify import Notifier, NotifyError, ProgramNotFound
 from operators.records import AlertRecord, Delivery
 
 __all__ = ["Dispatcher", "NotifyOutcome", "notify_all"]
@@ -55,20 +55,30 @@ def notify_all(notifiers: Sequence[Notifier], record: AlertRecord) -> NotifyOutc
     A notifier that raises something else has a bug: it is logged with its traceback and
     counts as failed for this alert.
     """
+    return _notify_each(notifiers, record)[0]
+
+
+def _notify_each(
+    notifiers: Sequence[Notifier], record: AlertRecord
+) -> tuple[NotifyOutcome, Set[str]]:
+    """Return `notify_all`'s outcome and the names of the notifiers whose program is missing."""
     sent: list[str] = []
     failures: list[tuple[str, str]] = []
+    missing: set[str] = set()
     for notifier in notifiers:
         try:
             notifier.send(record)
         except NotifyError as exc:
             log.debug("alert %s: %s", record.id, exc)
             failures.append((notifier.name, str(exc)))
+            if isinstance(exc, ProgramNotFound):
+                missing.add(notifier.name)
         except Exception as exc:
             log.exception("alert %s: notifier %s crashed", record.id, notifier.name)
             failures.append((notifier.name, f"{type(exc).__name__}: {exc}"))
         else:
             sent.append(notifier.name)
-    return NotifyOutcome(tuple(sent), tuple(failures))
+    return NotifyOutcome(tuple(sent), tuple(failures)), missing
 
 
 class Dispatcher:
@@ -78,7 +88,8 @@ class Dispatcher:
     order, so stdout lines come out in the order the alerts were decided.
 
     Failures are counted by notifier in `failures` and logged at the 1st, 10th, 100th, ...
-    failure of each notifier, with the latest reason.
+    failure of each notifier, with the latest reason. A missing program (`ProgramNotFound`)
+    is logged once per notifier and then only counted: it fails every alert the same way.
 
     Never: raises from a notifier into the caller; runs two alerts at once. Not guaranteed:
     a submitted alert is notified if the process dies first (the alert stage snapshots what is
@@ -89,6 +100,7 @@ class Dispatcher:
     def __init__(self, notifiers: Sequence[Notifier]) -> None:
         self.notifiers = tuple(notifiers)
         self.failures: Counter[str] = Counter()
+        self._missing_reported: set[str] = set()
         self._pool: cf.ThreadPoolExecutor | None = None
 
     def submit(self, record: AlertRecord) -> cf.Future[NotifyOutcome]:
@@ -98,11 +110,20 @@ class Dispatcher:
         return self._pool.submit(self._notify, record)
 
     def _notify(self, record: AlertRecord) -> NotifyOutcome:
-        outcome = notify_all(self.notifiers, record)
+        outcome, missing = _notify_each(self.notifiers, record)
         for name, reason in outcome.failures:
             self.failures[name] += 1
             count = self.failures[name]
-            if math.log10(count).is_integer():
+            if name in missing:
+                if name not in self._missing_reported:
+                    self._missing_reported.add(name)
+                    log.warning(
+                        "%s notifier cannot run: %s; its alerts are marked failed, "
+                        "and this is not logged again",
+                        name,
+                        reason,
+                    )
+            elif math.log10(count).is_integer():
                 log.warning("%s notifier failed %d time(s) so far; latest: %s", name, count, reason)
         return outcome
 

@@ -33,6 +33,7 @@ __all__ = [
     "DesktopNotifier",
     "Notifier",
     "NotifyError",
+    "ProgramNotFound",
     "StdoutNotifier",
     "WebhookNotifier",
     "build_notifiers",
@@ -49,6 +50,10 @@ _RETRY_AFTER_CAP = 30.0
 
 class NotifyError(EyesError):
     """One notifier could not deliver one alert; the message names the notifier and the reason."""
+
+
+class ProgramNotFound(NotifyError):
+    """The notifier's program is not on PATH: every alert fails the same way until it is."""
 
 
 class Notifier(Protocol):
@@ -128,9 +133,8 @@ class DesktopNotifier:
 
     The title is cut to 256 bytes and the body to 1,024 bytes of UTF-8, on a character boundary.
     The alert's text goes to the program as arguments, never through a shell or a script, so a
-    log line cannot run anything. A missing program fails each alert with a `NotifyError` and
-    the flow goes on; the `Dispatcher` reports it in the log the first time, then only as a
-    running count (10th, 100th, ... failure).
+    log line cannot run anything. A missing program fails each alert with `ProgramNotFound` and
+    the flow goes on; the `Dispatcher` reports it in the log once and counts the rest.
 
     Never: waits longer than `timeout` (the program's whole session is killed then).
     Not guaranteed: the desktop shows it (no session bus, do-not-disturb).
@@ -171,7 +175,8 @@ class DesktopNotifier:
         """Run the program and wait for it, at most `timeout` seconds.
 
         Raises:
-            NotifyError: the program is missing, failed or did not finish in time.
+            ProgramNotFound: the program is not on PATH.
+            NotifyError: the program cannot be run, failed or did not finish in time.
         """
         command = self.command(record)
         try:
@@ -184,7 +189,7 @@ class DesktopNotifier:
             )
         except FileNotFoundError as exc:
             msg = f"desktop: {self._program!r} not found on PATH"
-            raise NotifyError(msg) from exc
+            raise ProgramNotFound(msg) from exc
         except OSError as exc:
             msg = f"desktop: cannot run {self._program!r}: {exc.strerror or exc}"
             raise NotifyError(msg) from exc

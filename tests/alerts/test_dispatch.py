@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+
+import pytest
+
 from operators.alerts.dispatch import Dispatcher, NotifyOutcome
 from operators.alerts.notify import NotifyError
 from operators.records import AlertRecord
@@ -48,6 +52,21 @@ def test_every_notifier_failing_makes_the_alert_failed_with_the_reasons() -> Non
         "every notifier failed: pager: pager: HTTP 503 after 3 attempt(s); "
         "broken: RuntimeError: a bug; waited 3.0s",
     )
+
+
+def test_other_failures_are_logged_at_the_1st_and_10th_time_and_all_counted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    dispatcher = Dispatcher([_Failing()])
+    with caplog.at_level(logging.WARNING, logger="operators.alerts.dispatch"):
+        for i in range(12):
+            dispatcher.submit(_record(f"p{i}/-")).result()
+    dispatcher.close()
+    assert [r.getMessage() for r in caplog.records] == [
+        f"pager notifier failed {n} time(s) so far; latest: pager: HTTP 503 after 3 attempt(s)"
+        for n in (1, 10)
+    ]
+    assert dispatcher.failures["pager"] == 12
 
 
 def test_one_notifier_delivering_is_enough() -> None:

@@ -22,6 +22,7 @@ from operators.alerts.notify import (
     DESKTOP_TITLE_BYTES,
     DesktopNotifier,
     NotifyError,
+    ProgramNotFound,
     StdoutNotifier,
     WebhookNotifier,
     build_notifiers,
@@ -143,21 +144,38 @@ def test_desktop_on_macos_passes_the_text_as_arguments_not_script(
     assert args[-1] == 'say "hi" & do shell script "rm -rf ~"'
 
 
+@pytest.mark.parametrize("alerts", [3, 12])
 def test_a_missing_desktop_program_is_reported_once_and_fails_each_alert(
-    fake_bin: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+    alerts: int,
+    fake_bin: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("PATH", str(fake_bin))
     dispatcher = Dispatcher([DesktopNotifier(platform="linux")])
-    with caplog.at_level(logging.WARNING, logger="operators.alerts.dispatch"):
-        outcomes = [dispatcher.submit(_record(key=f"p{i}/-")).result() for i in range(5)]
+    with caplog.at_level(logging.INFO):
+        outcomes = [dispatcher.submit(_record(key=f"p{i}/-")).result() for i in range(alerts)]
     dispatcher.close()
     for outcome in outcomes:
         assert outcome.failures == (("desktop", "desktop: 'notify-send' not found on PATH"),)
-    warnings = [r.getMessage() for r in caplog.records]
-    assert warnings == [
-        "desktop notifier failed 1 time(s) so far; latest: desktop: 'notify-send' not found on PATH"
+        assert outcome.delivery() == (
+            "failed",
+            "every notifier failed: desktop: desktop: 'notify-send' not found on PATH",
+        )
+    about_it = [r.getMessage() for r in caplog.records if "notify-send" in r.getMessage()]
+    assert about_it == [
+        "desktop notifier cannot run: desktop: 'notify-send' not found on PATH; its alerts are "
+        "marked failed, and this is not logged again"
     ]
-    assert dispatcher.failures["desktop"] == 5
+    assert dispatcher.failures["desktop"] == alerts
+
+
+def test_a_missing_osascript_is_a_program_not_found(
+    fake_bin: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(fake_bin))
+    with pytest.raises(ProgramNotFound, match=r"desktop: 'osascript' not found on PATH"):
+        DesktopNotifier(platform="darwin").send(_record())
 
 
 def test_a_missing_desktop_program_raises_for_each_alert(
