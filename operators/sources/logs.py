@@ -12,6 +12,7 @@ that name their own `host`.
 
 from __future__ import annotations
 
+import functools
 import logging
 import shlex
 import sys
@@ -26,7 +27,7 @@ import orjson
 from bytewax.inputs import DynamicSource, StatelessSourcePartition
 from typing_extensions import override
 
-from operators.events import Event, EventError, LogEvent, level_rank, parse_event
+from operators.events import MAX_LINE_BYTES, Event, EventError, LogEvent, level_rank, parse_event
 from operators.sources.base import BoundedQueue, DropLog, EofPartition, awake_in
 from operators.sources.journald import (
     JOURNAL_UNAVAILABLE,
@@ -46,15 +47,30 @@ __all__ = ["LogsSource"]
 
 log = logging.getLogger(__name__)
 
+_LIMIT = f"{MAX_LINE_BYTES / (1 << 20):g} MiB"
+
+
+def _lines(count: int) -> str:
+    return f"{count} line" if count == 1 else f"{count} lines"
+
 
 class _Feed(Protocol):
     def start(self) -> None: ...
 
     def close(self, timeout: float = 5.0) -> None: ...
 
+    @property
+    def cut(self) -> int: ...
+
 
 class _Decoder:
-    """Turns one raw line into an event for the queue, or counts why it cannot (reader thread)."""
+    """Turns one raw line into an event for the queue, or counts why it cannot (reader thread).
+
+    A line with invalid UTF-8 is kept, the bad bytes replaced by U+FFFD, and counted in
+    `replaced` (the first is logged); a line read after the stop (or the close) is kept out of
+    the queue, counted in `lost_at_close`, and not taken into the journald cursor, so that the
+    next start reads it again. The partition reports both at close.
+    """
 
     def __init__(
         self,
@@ -78,26 +94,41 @@ class _Decoder:
 
     def __call__(self, raw: bytes) -> None:
         self.lines += 1
+        self._line_cursor: str | None = None
+        if self._take(raw) and self._line_cursor is not None and self.cursor is not None:
+            self.cursor.update(self._line_cursor)  # seen: queued, filtered out or bad, not lost
+
+    def _take(self, raw: bytes) -> bool:
+        """Queue the event on `raw`; return False only when the closed queue refused it."""
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
             text = raw.decode("utf-8", "replace")
             self.replaced += 1
+            if self.replaced == 1:
+                log.warning(
+                    "%s: a line with invalid UTF-8 was read with U+FFFD in place of the bad "
+                    "bytes: %r; later ones are only counted",
+                    self.drops.name,
+                    raw[:200],
+                )
         text = text.strip()
         if not text:
-            return
+            return True
         try:
             event = self._event(text)
         except EventError as exc:
             self.drops.count(exc.reason, f"{exc}: {text[:200]!r}")
-            return
+            return True
         if event is None:
-            return
+            return True
         if isinstance(event, LogEvent) and level_rank(event.level) < self.min_rank:
             self.filtered += 1
-            return
+            return True
         if not self.queue.put(event, len(raw)):
-            self.lost_at_close += 1  # the partition closed while this line waited for room
+            self.lost_at_close += 1  # the partition stopped while this line waited for room
+            return False
+        return True
 
     def _event(self, text: str) -> Event | None:
         if self.shape == "syslog":
@@ -112,8 +143,8 @@ class _Decoder:
             raise EventError("not a JSON object", "unparseable")
         if self.shape == "journald" or (self.shape == "any" and looks_like_journald(obj)):
             cursor = obj.get("__CURSOR")
-            if self.cursor is not None and isinstance(cursor, str):
-                self.cursor.update(cursor)  # seen, even if it turns out not to be usable
+            if isinstance(cursor, str):
+                self._line_cursor = cursor  # saved once the line is taken, usable or not
             return journald_event(obj, self.host)
         if self.shape == "logstream" or (self.shape == "any" and looks_like_logstream(obj)):
             event = logstream_event(obj, self.host)
@@ -190,10 +221,12 @@ class _LogsPartition(StatelessSourcePartition[Event]):
         self._feeds = list(source.feeds())
         self._feed: _Feed | None = None
         self._decoder: _Decoder | None = None
+        self._used: list[tuple[_Feed, _Decoder]] = []  # every feed started, for the summary
         self._exhausted = threading.Event()
         self._closed = False
         self._awake: datetime | None = None
         self._max_sleep = min(source.poll_seconds, MAX_SLEEP_SECONDS)
+        self._stopping = False
         self._next_feed(None)
 
     def _next_feed(self, reason: str | None) -> None:
@@ -207,13 +240,11 @@ class _LogsPartition(StatelessSourcePartition[Event]):
                     if path is None:
                         continue
                     feed: _Feed = self._follow(path)
-                    what = f"following {path}"
+                    self._announce(reason, f"following {path}")
                 else:
-                    feed, what = self._supervise(shape, target)
-                if reason is None:
-                    log.info("%s: %s", self._name, what)
-                else:
-                    log.warning("%s: %s; %s instead", self._name, reason, what)
+                    feed = self._supervise(shape, target, reason)
+                if self._decoder is not None:
+                    self._used.append((feed, self._decoder))
                 feed.start()
                 self._feed = feed
                 return
@@ -226,6 +257,13 @@ class _LogsPartition(StatelessSourcePartition[Event]):
             reason = f"{reason}, and neither {paths} is readable"
         log.warning("%s: %s; log watching is off (metrics and disk go on)", self._name, reason)
 
+    def _announce(self, reason: str | None, what: str) -> None:
+        """Say which feed is followed now and, after a failed one, why."""
+        if reason is None:
+            log.info("%s: %s", self._name, what)
+        else:
+            log.warning("%s: %s; %s instead", self._name, reason, what)
+
     def _new_decoder(self, shape: str, cursor: CursorFile | None) -> _Decoder:
         src = self._source
         self._decoder = _Decoder(shape, src.host, src.min_level, self._queue, self.drops, cursor)
@@ -237,7 +275,14 @@ class _LogsPartition(StatelessSourcePartition[Event]):
             self._name, path, decoder, poll_seconds=self._source.syslog_poll_seconds
         )
 
-    def _supervise(self, shape: str, target: Any) -> tuple[SupervisedCommand, str]:
+    def _supervise(self, shape: str, target: Any, reason: str | None) -> SupervisedCommand:
+        """Build the command of a feed; say it is followed (the journal: once the probe passed).
+
+        Args:
+            shape: the lines' shape (journald, logstream, any).
+            target: "auto" (the journal) or a command string or argv.
+            reason: why the previous feed was given up; None for the first feed.
+        """
         src = self._source
         decoder = self._new_decoder(shape, self._cursor if shape == "journald" else None)
         argv: Callable[[], Sequence[str]]
@@ -247,14 +292,13 @@ class _LogsPartition(StatelessSourcePartition[Event]):
                 src.min_level, self._cursor, lambda: decoder.lines, src.resume_within_seconds
             )
             program = "journalctl"
-            probe = self._probe_journal
-            what = "following the systemd journal (journalctl --follow)"
+            probe = functools.partial(self._probe_journal, reason)
         else:
             fixed = shlex.split(target) if isinstance(target, str) else list(target)
             argv = lambda: fixed  # noqa: E731 - the same argv at every start
             program = fixed[0]
-            what = f"following `{shlex.join(fixed)}`"
-        command = SupervisedCommand(
+            self._announce(reason, f"following `{shlex.join(fixed)}`")
+        return SupervisedCommand(
             f"{self._name} ({program})",
             argv,
             decoder,
@@ -265,11 +309,14 @@ class _LogsPartition(StatelessSourcePartition[Event]):
             sleep=src.sleep,
             clock=src.clock,
         )
-        return command, what
 
-    def _probe_journal(self) -> str | None:
-        reason = journal_unavailable()
-        return None if reason is None else f"the systemd journal is unavailable ({reason})"
+    def _probe_journal(self, reason: str | None) -> str | None:
+        """Return why the journal cannot be followed; when it can, say it is followed now."""
+        problem = journal_unavailable()
+        if problem is not None:
+            return f"the systemd journal is unavailable ({problem})"
+        self._announce(reason, "following the systemd journal (journalctl --follow)")
+        return None
 
     def _on_unavailable(self, reason: str) -> None:
         self._next_feed(reason)
@@ -282,8 +329,16 @@ class _LogsPartition(StatelessSourcePartition[Event]):
     @override
     def next_batch(self) -> list[Event]:
         stop = self._source.stop
-        if stop is not None and stop():
-            raise StopIteration
+        if not self._stopping and stop is not None and stop():
+            # What was queued before the stop still goes through; the lines the child prints
+            # after it are refused, so the journald cursor stays before them for the next start.
+            self._stopping = True
+            self._queue.close()
+        if self._stopping:
+            batch = self._queue.drain(self._source.batch_size)
+            if not batch:
+                raise StopIteration
+            return batch
         batch = self._queue.drain(self._source.batch_size)
         if batch:
             self._awake = None
@@ -304,9 +359,27 @@ class _LogsPartition(StatelessSourcePartition[Event]):
             feed = self._feed
         self._queue.close()
         if feed is not None:
-            feed.close()
+            feed.close()  # its reader is done: the counts below are final
         if self._cursor is not None:
             self._cursor.flush()
+        self._report_line_counts()
+
+    def _report_line_counts(self) -> None:
+        """Say at close how many lines were cut, had bytes replaced or were lost, if any."""
+        with self._lock:
+            used = list(self._used)
+        cut = sum(feed.cut for feed, _ in used)
+        replaced = sum(decoder.replaced for _, decoder in used)
+        lost = sum(decoder.lost_at_close for _, decoder in used)
+        if cut or replaced or lost:
+            log.warning(
+                "%s: %s cut at %s, %s with invalid UTF-8 replaced, %d lost at close",
+                self._name,
+                _lines(cut),
+                _LIMIT,
+                _lines(replaced),
+                lost,
+            )
 
 
 class LogsSource(DynamicSource[Event]):
@@ -317,7 +390,9 @@ class LogsSource(DynamicSource[Event]):
     after an empty batch the worker is woken again in `poll_seconds`. A full queue holds the
     reader, and so the child, back: lines are not dropped between the child and the flow.
     A child that exits is restarted (see `RestartPolicy`); a program that is missing, or a
-    journal that does not exist, is reported once and the next fallback is used.
+    journal that does not exist, is reported once and the next fallback is used. Lines cut at
+    `MAX_LINE_BYTES`, read with invalid UTF-8 replaced, or lost at close are counted: the first
+    cut and the first replacement are logged, and `close` logs the totals when any is non-zero.
 
     Not guaranteed: `close` (which stops the child and saves the journald cursor) is skipped
     on SIGKILL; the child then still dies with Eyes on Linux. Delivery is at-most-once: lines

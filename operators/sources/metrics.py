@@ -7,7 +7,8 @@ In: psutil; on Linux `/proc/pressure/memory` (PSI) and `/sys/class/powercap/*/en
 
 | field | quality |
 |---|---|
-| `cpu_percent`, `mem_used_percent`, `swap_used_percent`, `load1` | measured (psutil) |
+| `cpu_percent` | measured: the busy share of `psutil.cpu_times()`'s delta over the interval |
+| `mem_used_percent`, `swap_used_percent`, `load1` | measured (psutil) |
 | `psi_mem_some_avg10`, `psi_mem_full_avg10` | measured (the kernel's PSI averages) |
 | `mem_pressure` | derived on Linux (PSI against the two thresholds), measured on macOS |
 | `cpu_power_mw` from RAPL | measured: the energy counter's delta over the interval |
@@ -24,9 +25,11 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import psutil
 from typing_extensions import override
@@ -63,6 +66,10 @@ _POWER = (
     ("gpu_power_mw", re.compile(r"^GPU Power:\s*([0-9.]+)\s*mW", re.M), 1.0),
     ("cpu_power_mw", re.compile(r"package power[^:\n]*:\s*([0-9.]+)\s*W", re.M), 1000.0),
 )
+# The MSR interface's top-level zones, one per package. Not `intel-rapl:N:M` (a part of a
+# package, already in it) nor `intel-rapl-mmio:N` (the MMIO interface to the same package
+# counter: adding it would count the package twice). AMD's driver uses the same names.
+_RAPL_PACKAGE_ZONE = re.compile(r"^intel-rapl:\d+$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +125,7 @@ class _Rapl:
         self.counters: list[tuple[Path, int]] = []
         self.problem: str | None = None
         base = sys_root / "class" / "powercap"
-        zones = sorted(p for p in base.glob("*:*") if p.name.count(":") == 1)
+        zones = sorted(p for p in base.glob("intel-rapl:*") if _RAPL_PACKAGE_ZONE.match(p.name))
         for zone in zones:
             try:
                 name = (zone / "name").read_text().strip()
@@ -156,6 +163,57 @@ class _Rapl:
         return joules / (now - last[0]) / 1000.0  # µJ/s = µW -> mW
 
 
+class _CpuTimes(Protocol):
+    """What `psutil.cpu_times()` returns: named CPU times in seconds, iterable, with `idle`."""
+
+    @property
+    def idle(self) -> float: ...
+
+    def __iter__(self) -> Iterator[float]: ...
+
+
+def _busy_and_total(times: _CpuTimes) -> tuple[float, float]:
+    """Return (busy, total) seconds of a CPU times reading, as psutil's `cpu_percent` does.
+
+    Total is every field but `guest` and `guest_nice` (Linux counts them in `user` and `nice`
+    already); busy is total less `idle` and `iowait` (on Linux not part of `idle`).
+    """
+    total = sum(times) - getattr(times, "guest", 0.0) - getattr(times, "guest_nice", 0.0)
+    return total - times.idle - getattr(times, "iowait", 0.0), total
+
+
+class _CpuPercent:
+    """The machine-wide busy CPU share between two calls, from the sampler's own readings.
+
+    `psutil.cpu_percent(None)` keeps its last reading per thread, so its first call on the
+    sampler thread answered 0.0 whatever the load. Here the reference reading is this object's,
+    taken at construction, so the value does not depend on which thread calls.
+    """
+
+    def __init__(self, read: Callable[[], _CpuTimes]) -> None:
+        self._read = read
+        self._last = _busy_and_total(read())
+
+    def read(self) -> float | tuple[str, str]:
+        """Return the busy % since the last call, or (reason, detail) when there is none.
+
+        The reading taken now is the next call's reference either way, so one bad reading
+        costs one value, not every one after it.
+        """
+        busy, total = _busy_and_total(self._read())
+        last_busy, last_total = self._last
+        self._last = (busy, total)
+        busy_delta, total_delta = busy - last_busy, total - last_total
+        if total_delta < 0 or busy_delta < 0 or busy_delta > total_delta:
+            return "cpu_times_backwards", (
+                f"psutil.cpu_times() went backwards (busy {last_busy:.2f} -> {busy:.2f} s, "
+                f"total {last_total:.2f} -> {total:.2f} s)"
+            )
+        if total_delta == 0:
+            return "cpu_times_unchanged", "psutil.cpu_times() did not advance since the last sample"
+        return round(busy_delta / total_delta * 100.0, 1)
+
+
 def _darwin_pressure_level() -> int | None:
     """Return `kern.memorystatus_vm_pressure_level` (1, 2 or 4) on macOS, else None."""
     if sys.platform != "darwin":
@@ -188,6 +246,8 @@ class MetricsSampler:
         sys_root: where `/sys` is (RAPL).
         wall: Unix seconds, the events' ts.
         clock: monotonic seconds, for power deltas.
+        cpu_times: returns the machine-wide CPU times (`psutil.cpu_times()`); read once here,
+            then at every sample, for `cpu_percent` over the interval.
         darwin_pressure: returns the macOS pressure level (1, 2, 4) or None.
         powermetrics: the macOS power command; None or empty: no power.
         name: how messages name the sampler (a step id).
@@ -204,6 +264,7 @@ class MetricsSampler:
         sys_root: Path = Path("/sys"),
         wall: Callable[[], float] = time.time,
         clock: Callable[[], float] = time.monotonic,
+        cpu_times: Callable[[], _CpuTimes] = psutil.cpu_times,
         darwin_pressure: Callable[[], int | None] = _darwin_pressure_level,
         powermetrics: Sequence[str] | None = POWERMETRICS_ARGV,
         name: str = "metrics",
@@ -220,9 +281,10 @@ class MetricsSampler:
         self._darwin_pressure = darwin_pressure if self._darwin else None
         self._powermetrics = list(powermetrics or ()) if self._darwin else []
         self.missing: list[str] = []
+        self.skipped: Counter[str] = Counter()  # a value left out of one sample, by reason
         self._name = name
         self._check()
-        psutil.cpu_percent(None)  # the first call only starts the measurement
+        self._cpu = _CpuPercent(cpu_times)  # the reference reading of the first sample
 
     def _check(self) -> None:
         """Find out once what can be read here, and say what cannot (in `missing`)."""
@@ -277,15 +339,36 @@ class MetricsSampler:
             return {}
         return parse_powermetrics(done.stdout)
 
+    def _skip(self, metric: str, reason: str, detail: str) -> None:
+        """Count a value left out of this sample by `reason`; say the first of each reason.
+
+        Two samples within one clock tick of the kernel (`cpu_times_unchanged`) are no fault:
+        said at DEBUG only.
+        """
+        first = not self.skipped[reason]
+        self.skipped[reason] += 1
+        if first:
+            log.log(
+                logging.DEBUG if reason == "cpu_times_unchanged" else logging.WARNING,
+                "%s: %s left out of a sample (%s): %s; later ones are only counted",
+                self._name,
+                metric,
+                reason,
+                detail,
+            )
+
     def __call__(self) -> list[MetricsEvent]:
         """Return the one event of a sample taken now."""
         ts = self._wall()
-        values: dict[str, float] = {
-            "cpu_percent": psutil.cpu_percent(None),
-            "mem_used_percent": psutil.virtual_memory().percent,
-            "swap_used_percent": psutil.swap_memory().percent,
-            "load1": round(psutil.getloadavg()[0], 2),
-        }
+        values: dict[str, float] = {}
+        cpu = self._cpu.read()
+        if isinstance(cpu, tuple):
+            self._skip("cpu_percent", *cpu)
+        else:
+            values["cpu_percent"] = cpu
+        values["mem_used_percent"] = psutil.virtual_memory().percent
+        values["swap_used_percent"] = psutil.swap_memory().percent
+        values["load1"] = round(psutil.getloadavg()[0], 2)
         quality = dict.fromkeys(values, "measured")
         pressure: str | None = None
         if self.psi_path is not None:

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 _READ_CHUNK = 1 << 16
 _PR_SET_PDEATHSIG = 1
 _TERM_GRACE_SECONDS = 2.0
+_LIMIT = f"{MAX_LINE_BYTES / (1 << 20):g} MiB"
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +147,8 @@ class SupervisedCommand:
     and, when the child exits, stops what the child left running in its process group, waits
     the `policy` delay and starts it again. A second thread per child logs its stderr through a
     `StderrLimiter`. Lines longer than `MAX_LINE_BYTES` are cut to that length (the rest is
-    skipped) and counted in `counts["cut"]`.
+    skipped) and counted in `cut`: the first cut is logged, the total is the owner's to report
+    (`LogsSource` says it at close).
 
     The command gives up, for good, when the `probe` finds the program unusable, when the
     program cannot be started (missing, not executable) or when it writes one of
@@ -220,6 +222,11 @@ class SupervisedCommand:
         """The running child's pid, or None between runs."""
         proc = self._proc
         return None if proc is None or proc.returncode is not None else proc.pid
+
+    @property
+    def cut(self) -> int:
+        """How many stdout lines were cut to `MAX_LINE_BYTES` so far."""
+        return self.counts["cut"]
 
     @property
     def running(self) -> bool:
@@ -365,6 +372,14 @@ class SupervisedCommand:
         if len(line) > MAX_LINE_BYTES:
             line = line[:MAX_LINE_BYTES]
             self.counts["cut"] += 1
+            if self.counts["cut"] == 1:
+                log.warning(
+                    "%s: a stdout line longer than %s was cut to its first %s "
+                    "(the rest is skipped); later cuts are only counted",
+                    self.name,
+                    _LIMIT,
+                    _LIMIT,
+                )
         self._on_line(line)
 
     def _log_stderr(self, stream: IO[bytes]) -> None:

@@ -27,6 +27,7 @@ __all__ = ["SYSLOG_PATHS", "FileFollower", "first_readable", "infer_level", "sys
 log = logging.getLogger(__name__)
 
 SYSLOG_PATHS: tuple[Path, ...] = (Path("/var/log/syslog"), Path("/var/log/messages"))
+_LIMIT = f"{MAX_LINE_BYTES / (1 << 20):g} MiB"
 
 _LEVEL_WORDS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("fault", re.compile(r"\b(?:emerg(?:ency)?|alert|crit(?:ical)?|fatal|panic)\b", re.I)),
@@ -128,7 +129,8 @@ class FileFollower:
     Every `poll_seconds` it reads what was appended and hands each complete line to `on_line`.
     When the file is replaced (rotation: another inode) or shrinks (truncation), the rest of
     the old file is read and the new one is followed from its start. Lines longer than
-    `MAX_LINE_BYTES` are cut to that length.
+    `MAX_LINE_BYTES` are cut to that length and counted in `cut`: the first cut is logged, the
+    total is the owner's to report (`LogsSource` says it at close).
 
     Never: `on_line` runs on the follower's thread only. Not guaranteed: lines written and
     rotated away within one poll interval, or while the file was missing, are not seen.
@@ -236,6 +238,15 @@ class FileFollower:
             elif len(line) > MAX_LINE_BYTES:
                 self._partial = b""
                 self.cut += 1
+                if self.cut == 1:
+                    log.warning(
+                        "%s: a line of %s longer than %s was cut to its first %s "
+                        "(the rest is skipped); later cuts are only counted",
+                        self.name,
+                        self.path,
+                        _LIMIT,
+                        _LIMIT,
+                    )
                 self._on_line(line[:MAX_LINE_BYTES])
                 self._skip_rest(handle)
             else:

@@ -20,7 +20,7 @@ import pytest
 from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSink, run_main
 
-from operators.events import EventError, LogEvent
+from operators.events import MAX_LINE_BYTES, EventError, LogEvent
 from operators.sources.base import BoundedQueue, DropLog, EofPartition
 from operators.sources.journald import CursorFile
 from operators.sources.logs import LogsSource, _Decoder
@@ -200,6 +200,94 @@ def test_without_a_journal_the_syslog_file_is_followed(
         f"following {messages} instead"
     ]
     assert not (journal / "pids").exists()  # the follower never started
+
+
+def test_the_journal_is_said_to_be_followed_only_once_the_probe_found_it(
+    journal: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("FAKE_JOURNALCTL_NO_JOURNAL", "exit")
+    with caplog.at_level(logging.INFO), _partition(_source(journal)) as part:
+        _, eof = collect(part)
+    assert eof
+    said = [r.getMessage() for r in caplog.records]
+    assert not [m for m in said if "following the systemd journal" in m], said
+    assert "logs: the systemd journal is unavailable" in said[0]
+    monkeypatch.delenv("FAKE_JOURNALCTL_NO_JOURNAL")
+    monkeypatch.setenv("FAKE_JOURNALCTL_LINES", "1")
+    caplog.clear()
+    with caplog.at_level(logging.INFO), _partition(_source(journal)) as part:
+        collect(part, lambda items: len(items) >= 1)
+    assert "logs: following the systemd journal (journalctl --follow)" in [
+        r.getMessage() for r in caplog.records
+    ]
+
+
+def test_a_journal_line_over_one_mib_is_cut_said_once_and_counted_at_close(
+    journal: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    entries = _entries(
+        journal / "entries.jsonl",
+        {"MESSAGE": "x" * (MAX_LINE_BYTES + 10)},  # cut, so no longer JSON: dropped too
+        {"MESSAGE": "short {n}"},
+    )
+    monkeypatch.setenv("FAKE_JOURNALCTL_ENTRIES", str(entries))
+    monkeypatch.setenv("FAKE_JOURNALCTL_LINES", "4")
+    with caplog.at_level(logging.WARNING), _partition(_source(journal)) as part:
+        events, _ = collect(part, lambda items: len(items) >= 2)
+        drops = dict(part.drops.dropped)
+    assert _messages(events) == ["short 2", "short 4"]
+    assert drops == {"unparseable": 2}
+    said = [r.getMessage() for r in caplog.records if "unparseable" not in r.getMessage()]
+    assert said == [
+        "logs (journalctl): a stdout line longer than 1 MiB was cut to its first 1 MiB "
+        "(the rest is skipped); later cuts are only counted",
+        "logs: 2 lines cut at 1 MiB, 0 lines with invalid UTF-8 replaced, 0 lost at close",
+    ]
+
+
+def test_lines_the_close_kept_out_of_the_queue_are_counted_at_close(
+    journal: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("FAKE_JOURNALCTL_LINES", "5")  # written at once; the queue holds one
+    with caplog.at_level(logging.WARNING), _partition(_source(journal, queue_items=1)) as part:
+        wait_for(lambda: len(part._queue) == 1, what="the queue to fill")
+    assert [r.getMessage() for r in caplog.records] == [
+        "logs: 0 lines cut at 1 MiB, 0 lines with invalid UTF-8 replaced, 4 lost at close"
+    ]
+
+
+def test_a_syslog_file_s_cut_and_invalid_utf8_lines_are_said_once_and_counted_at_close(
+    journal: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("FAKE_JOURNALCTL_NO_JOURNAL", "hold")
+    syslog = journal / "syslog"
+    syslog.write_bytes(b"")
+    source = _source(journal, syslog_paths=[syslog], syslog_poll_seconds=0.01)
+    with caplog.at_level(logging.WARNING), _partition(source) as part:
+        wait_for(lambda: part.feed is not None and part.feed.name == "logs", what="fallback")
+        with open(syslog, "ab") as handle:
+            handle.write(b"x" * (MAX_LINE_BYTES + 1) + b"\n")
+            handle.write(b"web-1 app: bad \xff byte\n")
+            handle.write(b"y" * (MAX_LINE_BYTES + 5) + b"\n")
+            handle.write(b"web-1 app: worse \xfe\xff\n")
+            handle.write(b"web-1 app: fine\n")
+        events, _ = collect(part, lambda items: len(items) >= 5)
+    assert [e.message[:12] for e in events] == [
+        "x" * 12,
+        "web-1 app: b",
+        "y" * 12,
+        "web-1 app: w",
+        "web-1 app: f",
+    ]
+    said = [r.getMessage() for r in caplog.records]
+    assert said[1:] == [
+        f"logs: a line of {syslog} longer than 1 MiB was cut to its first 1 MiB "
+        "(the rest is skipped); later cuts are only counted",
+        "logs: a line with invalid UTF-8 was read with U+FFFD in place of the bad bytes: "
+        "b'web-1 app: bad \\xff byte'; later ones are only counted",
+        "logs: 2 lines cut at 1 MiB, 2 lines with invalid UTF-8 replaced, 0 lost at close",
+    ]
+    assert "the systemd journal is unavailable" in said[0]
 
 
 def test_a_journalctl_that_exits_saying_no_journal_falls_back_too(
@@ -407,3 +495,33 @@ def test_lines_of_a_custom_command_that_are_no_event_say_why(
     with pytest.raises(EventError, match=message) as info:
         decoder._event(line)
     assert info.value.reason == reason
+
+
+def test_a_line_refused_after_the_stop_is_counted_and_kept_out_of_the_cursor(
+    tmp_path: Path,
+) -> None:
+    queue: BoundedQueue[LogEvent] = BoundedQueue(10)
+    cursor = CursorFile(tmp_path / "journald.cursor", min_interval=0)
+    decoder = _Decoder("journald", "h", "info", queue, DropLog("logs"), cursor)
+    first = {**ENTRY, "__CURSOR": "s=1;i=1"}
+    later = {**ENTRY, "__CURSOR": "s=1;i=2"}
+    decoder(orjson.dumps(first))
+    queue.close()
+    decoder(orjson.dumps(later))
+    assert [e.message for e in queue.drain(10)] == [ENTRY["MESSAGE"]]
+    assert decoder.lost_at_close == 1
+    assert cursor.cursor == "s=1;i=1"
+
+
+def test_a_stop_passes_on_what_was_queued_before_it_and_then_ends(
+    journal: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_JOURNALCTL_LINES", "20")
+    stopped = [False]
+    with _partition(_source(journal, stop=lambda: stopped[0])) as part:
+        wait_for(lambda: part._decoder is not None and part._decoder.lines == 20, what="20 lines")
+        stopped[0] = True
+        events = list(part.next_batch())
+        with pytest.raises(StopIteration):
+            part.next_batch()
+    assert _messages(events) == [f"fake journal line {n}" for n in range(1, 21)]

@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import sys
 import textwrap
+import threading
 from pathlib import Path
+from typing import NamedTuple
 
 import bytewax.operators as op
 import pytest
@@ -34,6 +36,28 @@ def _proc(tmp_path: Path, text: str | None = PSI_TEXT) -> Path:
     if text is not None:
         (root / "pressure" / "memory").write_text(text)
     return root
+
+
+class _Times(NamedTuple):
+    """A `psutil.cpu_times()` reading of Linux's shape, in seconds (guest is inside user)."""
+
+    user: float
+    system: float
+    idle: float
+    iowait: float = 0.0
+    guest: float = 0.0
+
+
+class _CpuTimes:
+    """An injected `cpu_times` reader: hands out `readings` in turn, noting the calling thread."""
+
+    def __init__(self, *readings: _Times) -> None:
+        self.readings = list(readings)
+        self.threads: list[str] = []
+
+    def __call__(self) -> _Times:
+        self.threads.append(threading.current_thread().name)
+        return self.readings.pop(0)
 
 
 def _rapl_zone(sys_root: Path, zone: str, name: str, energy: int, wrap: int = 262143328850) -> Path:
@@ -86,6 +110,7 @@ def test_a_sample_carries_every_value_with_its_quality(tmp_path: Path) -> None:
         sys_root=sys_root,
         wall=lambda: 1796292002.0,
         clock=lambda: now[0],
+        cpu_times=_CpuTimes(_Times(10.0, 10.0, 80.0), _Times(20.0, 20.0, 160.0)),
     )
     package.write_text("3000000\n")  # 2 J ...
     core.write_text("999999999\n")
@@ -96,7 +121,8 @@ def test_a_sample_carries_every_value_with_its_quality(tmp_path: Path) -> None:
     assert event.values["psi_mem_some_avg10"] == 12.4
     assert event.values["psi_mem_full_avg10"] == 1.5
     assert event.values["cpu_power_mw"] == 1000.0
-    for name in ("cpu_percent", "mem_used_percent", "swap_used_percent"):
+    assert event.values["cpu_percent"] == 20.0
+    for name in ("mem_used_percent", "swap_used_percent"):
         assert 0.0 <= event.values[name] <= 100.0
     assert event.values["load1"] >= 0.0
     assert event.quality == {
@@ -111,6 +137,81 @@ def test_a_sample_carries_every_value_with_its_quality(tmp_path: Path) -> None:
     }
     assert sampler.missing == []
     assert parse_line(event_to_json(event), "x") == event  # exactly a trace event
+
+
+def test_the_mmio_interface_to_a_package_counter_is_not_counted_again(tmp_path: Path) -> None:
+    sys_root = tmp_path / "sys"
+    msr = _rapl_zone(sys_root, "intel-rapl:0", "package-0", 1_000_000)
+    mmio = _rapl_zone(sys_root, "intel-rapl-mmio:0", "package-0", 1_000_000)  # the same counter
+    now = [0.0]
+    sampler = MetricsSampler(
+        "laptop",
+        platform="linux",
+        proc_root=_proc(tmp_path),
+        sys_root=sys_root,
+        clock=lambda: now[0],
+    )
+    msr.write_text("3000000\n")  # 2 J in 2 s, seen through both interfaces
+    mmio.write_text("3000000\n")
+    now[0] = 2.0
+    [event] = sampler()
+    assert event.values["cpu_power_mw"] == 1000.0
+
+
+def test_the_first_cpu_percent_is_measured_when_sampled_on_another_thread(
+    tmp_path: Path,
+) -> None:
+    # Built on the worker thread, sampled on the sampler thread (as `PeriodicSource` does).
+    cpu_times = _CpuTimes(
+        _Times(user=100.0, system=20.0, idle=70.0, iowait=10.0),
+        _Times(user=140.0, system=30.0, idle=110.0, iowait=20.0),  # 50 of 100 s busy
+    )
+    sampler = MetricsSampler(
+        "web-1",
+        platform="linux",
+        proc_root=_proc(tmp_path),
+        sys_root=tmp_path / "sys",
+        cpu_times=cpu_times,
+    )
+    events: list[MetricsEvent] = []
+    sampling = threading.Thread(target=lambda: events.extend(sampler()), name="eyes-metrics")
+    sampling.start()
+    sampling.join()
+    [event] = events
+    assert event.values["cpu_percent"] == 50.0
+    assert event.quality["cpu_percent"] == "measured"
+    assert cpu_times.threads == [threading.current_thread().name, "eyes-metrics"]
+
+
+def test_cpu_times_going_backwards_give_no_cpu_percent_that_time(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cpu_times = _CpuTimes(
+        _Times(user=500.0, system=100.0, idle=400.0),
+        _Times(user=50.0, system=10.0, idle=40.0),  # reset (e.g. a restored VM): no value
+        _Times(user=50.0, system=10.0, idle=140.0),  # then measured from the new reading: 0 %
+        _Times(user=40.0, system=10.0, idle=240.0),  # busy went back while total grew: no value
+        _Times(user=90.0, system=10.0, idle=290.0),  # 50 of 100 s busy
+    )
+    sampler = MetricsSampler(
+        "web-1",
+        platform="linux",
+        proc_root=_proc(tmp_path),
+        sys_root=tmp_path / "sys",
+        cpu_times=cpu_times,
+    )
+    with caplog.at_level(logging.WARNING):
+        events = [sampler()[0] for _ in range(4)]
+    assert [e.values.get("cpu_percent") for e in events] == [None, 0.0, None, 50.0]
+    assert "cpu_percent" not in events[0].quality and "cpu_percent" not in events[2].quality
+    assert events[0].values["mem_used_percent"] >= 0.0  # the rest of the sample is kept
+    assert sampler.skipped == {"cpu_times_backwards": 2}
+    said = [r.getMessage() for r in caplog.records if "cpu_percent" in r.getMessage()]
+    assert said == [
+        "metrics: cpu_percent left out of a sample (cpu_times_backwards): "
+        "psutil.cpu_times() went backwards (busy 600.00 -> 60.00 s, total 1000.00 -> 100.00 s); "
+        "later ones are only counted"
+    ]
 
 
 def test_a_wrapped_energy_counter_still_gives_the_power(tmp_path: Path) -> None:

@@ -189,6 +189,25 @@ def test_lines_over_one_mib_are_cut_and_counted() -> None:
     assert command.counts["cut"] == 1
 
 
+def test_only_the_first_cut_line_is_said(caplog: pytest.LogCaptureFixture) -> None:
+    lines = _Lines()
+    holder: list[SupervisedCommand] = []
+    child = f"import sys\nsys.stdout.write(('a' * {MAX_LINE_BYTES + 1} + '\\n') * 2 + 'b\\n')"
+    command = SupervisedCommand(
+        "logs (journalctl)", lambda: _python(child), lines, sleep=_stop_after(holder, 1, [])
+    )
+    holder.append(command)
+    with caplog.at_level(logging.WARNING):
+        command.start()
+        wait_for(lambda: not command.running, what="the supervisor to stop")
+    assert command.cut == 2 and len(lines.lines) == 3
+    cuts = [r.getMessage() for r in caplog.records if "cut" in r.getMessage()]
+    assert cuts == [
+        "logs (journalctl): a stdout line longer than 1 MiB was cut to its first 1 MiB "
+        "(the rest is skipped); later cuts are only counted"
+    ]
+
+
 def test_close_stops_the_child_and_everything_it_started() -> None:
     lines = _Lines()
     child = """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from datetime import datetime, timezone
@@ -135,6 +136,26 @@ def test_the_follower_cuts_lines_over_one_mib(tmp_path: Path) -> None:
         follower.close()
     assert [len(line) for line in lines.lines] == [MAX_LINE_BYTES, 4]
     assert follower.cut == 1
+
+
+def test_only_the_first_cut_line_of_a_file_is_said(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "syslog"
+    path.write_bytes((b"x" * (MAX_LINE_BYTES + 1) + b"\n") * 2 + b"next\n")
+    lines = _Lines()
+    follower = FileFollower("logs", path, lines, poll_seconds=0.01, from_start=True)
+    with caplog.at_level(logging.WARNING):
+        follower.start()
+        try:
+            wait_for(lambda: len(lines.lines) == 3, what="the three lines")
+        finally:
+            follower.close()
+    assert follower.cut == 2
+    assert [r.getMessage() for r in caplog.records] == [
+        f"logs: a line of {path} longer than 1 MiB was cut to its first 1 MiB "
+        "(the rest is skipped); later cuts are only counted"
+    ]
 
 
 def test_the_follower_waits_for_a_missing_file(tmp_path: Path) -> None:
