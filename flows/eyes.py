@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import signal
 import sys
 from collections.abc import Mapping
 
@@ -15,7 +14,7 @@ from bytewax.dataflow import Dataflow
 from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
-from flows.config import Config, database_path, load_config, resolve_host_name
+from flows.config import Config, database_path, load_config
 from operators.alerts.history import HistorySink
 from operators.alerts.stage import alert_stage
 from operators.analysis import analyze_triggers
@@ -23,7 +22,6 @@ from operators.detect import detect_triggers
 from operators.errors import ConfigError
 from operators.events import Event
 from operators.records import AlertRecord
-from operators.sources.live import live_sources
 
 __all__ = ["build_flow", "get_flow"]
 
@@ -72,11 +70,11 @@ def build_flow(
 def get_flow(config_path: str | None = None) -> Dataflow:
     """Build the live flow from `config_path`, else `EYES_CONFIG`, else the built-in defaults.
 
-    SIGTERM is turned into KeyboardInterrupt so that sources close and their children exit.
+    SIGINT and SIGTERM end the live sources, so the flow drains and exits (`flows.live`).
     """
-    config = load_config(config_path)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    return build_flow(config, live_sources(config, resolve_host_name(config)), live=True)
+    from flows.live import live_flow  # flows.live builds on this module
+
+    return live_flow(load_config(config_path))
 
 
 def __getattr__(name: str) -> Dataflow:

@@ -3,12 +3,17 @@
 `run` builds the flow of `flows/eyes.py` over the live sources and runs it with Bytewax's own
 runner until SIGINT or SIGTERM. `record` runs only the live sources into a trace file
 (TRACE_FORMAT.md section 1), which `eyes replay` reads back to the same triggers.
+
+The first SIGINT or SIGTERM ends the live sources, so the flow finishes as a replay does: the
+rules release what they hold, pending analyses get up to `[ai] drain_seconds`, waiting alerts
+are recorded `queued`, and the run returns. A second signal stops at once.
 """
 
 from __future__ import annotations
 
 import logging
 import signal
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -31,15 +36,40 @@ from operators.errors import ConfigError, InputFileError
 from operators.events import Event, event_to_json
 from operators.sources.live import live_sources
 
-__all__ = ["RecordStats", "TraceFileSink", "install_signal_handlers", "live_flow", "record", "run"]
+__all__ = ["RecordStats", "StopSignal", "TraceFileSink", "live_flow", "record", "run"]
 
 log = logging.getLogger(__name__)
 
 
-def install_signal_handlers() -> None:
-    """Make SIGTERM stop the flow as Ctrl-C does, so that sources close and children exit."""
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+class StopSignal:
+    """Turns SIGINT and SIGTERM into a request to finish; call it to ask whether one came.
+
+    In: the signals, once `install`ed (from the main thread). Out: `self()` is True from the
+    first signal on, which the live sources read as their `stop`: they end and close their
+    children, and the flow drains. The second signal raises KeyboardInterrupt at once.
+    Not guaranteed: with one worker, the handler runs when the worker next calls into Python
+    (within the sources' poll interval, at most 0.1 s).
+    """
+
+    def __init__(self) -> None:
+        self._requested = threading.Event()
+
+    def __call__(self) -> bool:
+        return self._requested.is_set()
+
+    def install(self) -> StopSignal:
+        """Handle SIGINT and SIGTERM from now on; return self."""
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        return self
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        name = signal.Signals(signum).name
+        if self._requested.is_set():
+            log.warning("%s again: stopping now", name)
+            raise KeyboardInterrupt
+        self._requested.set()
+        log.warning("%s: finishing what is in flight (send it again to stop at once)", name)
 
 
 def _sources(config: Config, stop: Callable[[], bool] | None) -> dict[str, Source[Event]]:
@@ -56,13 +86,12 @@ def _sources(config: Config, stop: Callable[[], bool] | None) -> dict[str, Sourc
 
 
 def live_flow(config: Config) -> Dataflow:
-    """Return the live dataflow of `config`, with the signal handlers installed.
+    """Return the live dataflow of `config`, with a `StopSignal` installed as its sources' stop.
 
     Raises:
         ConfigError: every live source is turned off.
     """
-    install_signal_handlers()
-    return build_flow(config, _sources(config, None), live=True)
+    return build_flow(config, _sources(config, StopSignal().install()), live=True)
 
 
 def _interrupted(exc: BaseException) -> bool:
@@ -75,7 +104,7 @@ def _interrupted(exc: BaseException) -> bool:
 
 
 def run(config: Config, workers: int = 1) -> None:
-    """Run the live dataflow in this process until SIGINT or SIGTERM (KeyboardInterrupt).
+    """Run the live dataflow in this process until SIGINT or SIGTERM, and what it holds drains.
 
     Args:
         config: the effective configuration.
@@ -83,7 +112,7 @@ def run(config: Config, workers: int = 1) -> None:
 
     Raises:
         ConfigError: every live source is turned off.
-        KeyboardInterrupt: the run was stopped by SIGINT or SIGTERM, after the sources closed.
+        KeyboardInterrupt: a second signal stopped the run before it had drained.
     """
     try:
         cli_main(live_flow(config), workers_per_process=workers)
@@ -180,10 +209,13 @@ def record(
         open(out, "ab").close()
     except OSError as exc:
         raise InputFileError(f"{out}: cannot write the trace: {exc.strerror}") from None
-    install_signal_handlers()
+    requested = StopSignal().install()
     stats = RecordStats(out)
     deadline = None if duration is None else clock() + duration
-    stop = None if deadline is None else (lambda: clock() >= deadline)
+
+    def stop() -> bool:
+        return requested() or (deadline is not None and clock() >= deadline)
+
     flow = Dataflow("eyes_record")
     inputs = [op.input(name, flow, source) for name, source in _sources(config, stop).items()]
     events = op.merge("merge_sources", *inputs)  # Event

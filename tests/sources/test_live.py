@@ -19,7 +19,7 @@ from typing_extensions import override
 
 from flows.config import Config, data_dir, load_config
 from flows.eyes import build_flow
-from flows.live import RecordStats, TraceFileSink, live_flow, record
+from flows.live import RecordStats, StopSignal, TraceFileSink, live_flow, record
 from operators.errors import ConfigError, InputFileError
 from operators.events import Event, LogEvent, event_to_json
 from operators.outputs import RecordFileSink, RunSummary
@@ -164,6 +164,21 @@ def _wait_and_stop(process: subprocess.Popen[bytes], signum: int) -> int:
         pytest.fail("the process did not stop within 60 s of the signal")
 
 
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_the_first_signal_asks_to_finish_and_the_second_stops_at_once(signum: int) -> None:
+    before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        requested = StopSignal().install()
+        assert not requested()
+        signal.raise_signal(signum)
+        assert requested()
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signum)
+    finally:
+        for number, handler in before.items():
+            signal.signal(number, handler)
+
+
 @pytest.mark.parametrize("entry", ["eyes run", "bytewax.run"])
 def test_sigterm_stops_the_flow_and_leaves_no_child_behind(
     fake_bin: Path, tmp_path: Path, entry: str
@@ -191,9 +206,11 @@ def test_sigterm_stops_the_flow_and_leaves_no_child_behind(
         status = _wait_and_stop(process, signal.SIGTERM)
         errors.close()
     log = (tmp_path / "stderr").read_text()
+    assert status == 0, log
+    assert "SIGTERM: finishing what is in flight" in log
+    assert "panicked" not in log and "Traceback" not in log, log
     if entry == "eyes run":
-        assert status == 0, log
-        assert "eyes run: stopped" in log
+        assert "eyes run: stopped\n" in log
     wait_for(lambda: not pid_alive(child), what="journalctl to be gone")
     assert "following the systemd journal" in log
 
