@@ -12,8 +12,8 @@ see `gen_trace.py`):
 - the ratio of the 3600 s throughput to the 60 s one (1.0 = cost independent of the window).
 
 Every measured run is a fresh process, as `eyes replay` is, timed in CPU time (what the code
-costs when the machine is shared); the runs of all variants are interleaved `--repeat` times and
-the best and the median are printed.
+costs when the machine is shared) and, last on each line, the best in wall-clock time; the runs
+of all variants are interleaved `--repeat` times and the best and the median are printed.
 
     python benchmarks/bench_rules.py                  # 1,000,000 events, 3 rounds
     python benchmarks/bench_rules.py --events 200000 --repeat 1
@@ -150,23 +150,23 @@ def _rules_only(trace: Path, config: Config) -> tuple[int, str]:
 def _child(kind: str, trace: Path, window: float, workdir: Path) -> None:
     """Run one variant in this process and print its events/s (CPU time) as JSON."""
     config = _config(window, workdir) if kind != "parse" else None
-    cpu = time.process_time()
+    cpu, wall = time.process_time(), time.perf_counter()
     if config is None:
         events, summary = _parse_only(trace)
     elif kind == "flow":
         events, summary = _flow(trace, config, workdir)
     else:
         events, summary = _rules_only(trace, config)
-    seconds = time.process_time() - cpu
-    _say(json.dumps({"rate": events / seconds, "summary": summary}))
+    seconds, elapsed = time.process_time() - cpu, time.perf_counter() - wall
+    _say(json.dumps({"rate": events / seconds, "wall": events / elapsed, "summary": summary}))
 
 
-def _measure(kind: str, trace: Path, window: float, workdir: Path) -> tuple[float, str]:
+def _measure(kind: str, trace: Path, window: float, workdir: Path) -> tuple[float, float, str]:
     command = [sys.executable, __file__, "--child", kind, "--trace", str(trace)]
     command += ["--window", str(window), "--workdir", str(workdir)]
     done = subprocess.run(command, capture_output=True, text=True, check=True)
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    return result["rate"], result["summary"]
+    return result["rate"], result["wall"], result["summary"]
 
 
 def main() -> None:
@@ -194,11 +194,13 @@ def main() -> None:
             _write_trace(trace, args.events, args.hosts)
 
         rates: dict[str, list[float]] = {name: [] for name, _, _ in _VARIANTS}
+        walls: dict[str, list[float]] = {name: [] for name, _, _ in _VARIANTS}
         summaries: dict[float, str] = {}
         for _ in range(args.repeat):
             for name, kind, window in _VARIANTS:
-                rate, summary = _measure(kind, trace, window, workdir)
+                rate, wall, summary = _measure(kind, trace, window, workdir)
                 rates[name].append(rate)
+                walls[name].append(wall)
                 if summary:
                     summaries[window] = summary
 
@@ -209,7 +211,7 @@ def main() -> None:
             share = "" if name == _CEILING else f", {best[name] / ceiling:.3f} of the ceiling"
             _say(
                 f"  {name:<34} {best[name]:>10,.0f}  (median {statistics.median(values):,.0f})"
-                f"{share}"
+                f"{share}; wall clock {max(walls[name]):,.0f}"
             )
         for window, summary in summaries.items():
             _say(f"  alerts with {window:.0f} s windows: {summary}")
