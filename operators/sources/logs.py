@@ -91,10 +91,11 @@ class _Decoder:
         self.filtered = 0
         self.replaced = 0
         self.lost_at_close = 0
+        self._line_cursor: str | None = None  # the journald cursor of the line being read
 
     def __call__(self, raw: bytes) -> None:
         self.lines += 1
-        self._line_cursor: str | None = None
+        self._line_cursor = None
         if self._take(raw) and self._line_cursor is not None and self.cursor is not None:
             self.cursor.update(self._line_cursor)  # seen: queued, filtered out or bad, not lost
 
