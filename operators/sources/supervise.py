@@ -174,8 +174,8 @@ class SupervisedCommand:
         clock: monotonic seconds, for run lengths and the stderr rate limit.
         sleep: waits the restart delay; the default returns early when `close` is called.
         stderr_per_minute: stderr lines logged per minute before they are only counted.
-        read_interval: after draining the pipe, wait this long before reading again (lines
-            gather meanwhile: fewer wake-ups; it adds at most this much latency).
+        read_interval: after draining the pipe, wait up to this long before reading again
+            (lines gather meanwhile: fewer wake-ups; it adds at most this much latency).
     """
 
     def __init__(
@@ -192,7 +192,7 @@ class SupervisedCommand:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], object] | None = None,
         stderr_per_minute: int = 10,
-        read_interval: float = 0.1,
+        read_interval: float = 0.25,
     ) -> None:
         self.name = name
         self._argv = argv
@@ -337,8 +337,9 @@ class SupervisedCommand:
     def _read_stdout(self, stream: IO[bytes]) -> None:
         """Hand out the child's lines until EOF, reading in chunks at most every read interval.
 
-        Waiting `read_interval` after a read that found the pipe drained lets lines gather in
-        the pipe, so that a steady trickle costs one wake-up per interval, not one per line.
+        Waiting up to `read_interval` after a read that drained the pipe lets lines gather in
+        it, so that a steady trickle costs one wake-up per interval, not one per line; the wait
+        shrinks as the chunk read grows, so that a flood is not held back.
         """
         fd = stream.fileno()
         buffer = b""
@@ -366,7 +367,9 @@ class SupervisedCommand:
                     buffer = b""
                     skipping = True
                 if len(chunk) < _READ_CHUNK and self._read_interval > 0:
-                    self._stopping.wait(self._read_interval)
+                    # The fuller the pipe was, the sooner it is read again: a trickle costs
+                    # one wake-up per interval, a flood is read as fast as it comes.
+                    self._stopping.wait(self._read_interval * (1.0 - len(chunk) / _READ_CHUNK))
 
     def _emit(self, line: bytes) -> None:
         if len(line) > MAX_LINE_BYTES:
