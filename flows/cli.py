@@ -122,7 +122,7 @@ def _parser() -> argparse.ArgumentParser:
 def _cmd_replay(args: argparse.Namespace) -> int:
     check_readable(args.traces)
     if args.out is not None:
-        check_writable(args.out)
+        check_writable(args.out, "alert records")
     config = load_config(_config_path(args))
     stats = ReplayStats()
     summary = RunSummary()

@@ -34,6 +34,7 @@ from flows.config import Config, resolve_host_name
 from flows.eyes import build_flow
 from operators.errors import ConfigError, InputFileError
 from operators.events import Event, event_to_json
+from operators.outputs import check_writable
 from operators.sources.live import live_sources
 
 __all__ = ["RecordStats", "StopSignal", "TraceFileSink", "live_flow", "record", "run"]
@@ -205,10 +206,7 @@ def record(
         ConfigError: every live source is turned off.
         InputFileError: `out` cannot be created.
     """
-    try:
-        open(out, "ab").close()
-    except OSError as exc:
-        raise InputFileError(f"{out}: cannot write the trace: {exc.strerror}") from None
+    check_writable(out, "the trace")
     requested = StopSignal().install()
     stats = RecordStats(out)
     deadline = None if duration is None else clock() + duration

@@ -19,6 +19,7 @@ from operators.errors import EyesError
 __all__ = [
     "LEVELS",
     "MAX_LINE_BYTES",
+    "MAX_LINE_TEXT",
     "DiskEvent",
     "Event",
     "EventError",
@@ -36,6 +37,7 @@ __all__ = [
 LEVELS: tuple[str, ...] = ("debug", "info", "notice", "warning", "error", "fault")
 _LEVEL_RANK = {name: rank for rank, name in enumerate(LEVELS)}
 MAX_LINE_BYTES = 1 << 20
+MAX_LINE_TEXT = "1 MiB"  # MAX_LINE_BYTES, as messages say it
 # Event times are Unix seconds from 1970 to the end of year 9999: what a datetime can hold, and
 # what tells seconds from milliseconds (1796292000000 is a year beyond 50,000).
 _MAX_TS = 253_402_300_800.0

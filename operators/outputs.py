@@ -21,8 +21,12 @@ from operators.records import DELIVERIES, AlertRecord
 __all__ = ["RecordFileSink", "RunSummary", "check_writable"]
 
 
-def check_writable(path: Path) -> None:
-    """Fail before the run when the `--out` file cannot be created (its folder is missing, say).
+def check_writable(path: Path, what: str) -> None:
+    """Fail before the run when an output file cannot be created (its folder is missing, say).
+
+    Args:
+        path: the file; created empty when missing, left as it is otherwise.
+        what: what the file would hold, for the message (`alert records`, `the trace`).
 
     Raises:
         InputFileError: naming the file and why.
@@ -31,8 +35,7 @@ def check_writable(path: Path) -> None:
         with open(path, "ab"):
             pass
     except OSError as exc:
-        msg = f"{path}: cannot write alert records: {exc.strerror or exc}"
-        raise InputFileError(msg) from None
+        raise InputFileError(f"{path}: cannot write {what}: {exc.strerror or exc}") from None
 
 
 @dataclass

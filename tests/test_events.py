@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from operators.events import (
     LEVELS,
     MAX_LINE_BYTES,
+    MAX_LINE_TEXT,
     DiskEvent,
     EventError,
     LogEvent,
@@ -140,6 +141,10 @@ def test_a_line_over_one_mebibyte_is_rejected() -> None:
     with pytest.raises(EventError, match="longer than 1048576 bytes") as caught:
         parse_line(line, "h")
     assert caught.value.reason == "too_long"
+
+
+def test_messages_name_the_line_limit_as_it_is() -> None:
+    assert f"{MAX_LINE_BYTES >> 20} MiB" == MAX_LINE_TEXT
 
 
 def test_a_line_of_exactly_one_mebibyte_and_its_newline_is_an_event() -> None:

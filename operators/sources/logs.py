@@ -27,7 +27,14 @@ import orjson
 from bytewax.inputs import DynamicSource, StatelessSourcePartition
 from typing_extensions import override
 
-from operators.events import MAX_LINE_BYTES, Event, EventError, LogEvent, level_rank, parse_event
+from operators.events import (
+    MAX_LINE_TEXT,
+    Event,
+    EventError,
+    LogEvent,
+    level_rank,
+    parse_event,
+)
 from operators.sources.base import BoundedQueue, DropLog, EofPartition, awake_in
 from operators.sources.journald import (
     JOURNAL_UNAVAILABLE,
@@ -46,8 +53,6 @@ from operators.sources.syslog import SYSLOG_PATHS, FileFollower, first_readable,
 __all__ = ["LogsSource"]
 
 log = logging.getLogger(__name__)
-
-_LIMIT = f"{MAX_LINE_BYTES / (1 << 20):g} MiB"
 
 
 def _lines(count: int) -> str:
@@ -377,7 +382,7 @@ class _LogsPartition(StatelessSourcePartition[Event]):
                 "%s: %s cut at %s, %s with invalid UTF-8 replaced, %d lost at close",
                 self._name,
                 _lines(cut),
-                _LIMIT,
+                MAX_LINE_TEXT,
                 _lines(replaced),
                 lost,
             )

@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO
 
-from operators.events import MAX_LINE_BYTES
+from operators.events import MAX_LINE_BYTES, MAX_LINE_TEXT
 
 __all__ = ["RestartPolicy", "StderrLimiter", "SupervisedCommand"]
 
@@ -35,7 +35,6 @@ log = logging.getLogger(__name__)
 _READ_CHUNK = 1 << 16
 _PR_SET_PDEATHSIG = 1
 _TERM_GRACE_SECONDS = 2.0
-_LIMIT = f"{MAX_LINE_BYTES / (1 << 20):g} MiB"
 
 
 @dataclass(frozen=True, slots=True)
@@ -380,8 +379,8 @@ class SupervisedCommand:
                     "%s: a stdout line longer than %s was cut to its first %s "
                     "(the rest is skipped); later cuts are only counted",
                     self.name,
-                    _LIMIT,
-                    _LIMIT,
+                    MAX_LINE_TEXT,
+                    MAX_LINE_TEXT,
                 )
         self._on_line(line)
 

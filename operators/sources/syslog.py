@@ -20,14 +20,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO
 
-from operators.events import MAX_LINE_BYTES, LogEvent
+from operators.events import MAX_LINE_BYTES, MAX_LINE_TEXT, LogEvent
 
 __all__ = ["SYSLOG_PATHS", "FileFollower", "first_readable", "infer_level", "syslog_event"]
 
 log = logging.getLogger(__name__)
 
 SYSLOG_PATHS: tuple[Path, ...] = (Path("/var/log/syslog"), Path("/var/log/messages"))
-_LIMIT = f"{MAX_LINE_BYTES / (1 << 20):g} MiB"
 
 _LEVEL_WORDS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("fault", re.compile(r"\b(?:emerg(?:ency)?|alert|crit(?:ical)?|fatal|panic)\b", re.I)),
@@ -244,8 +243,8 @@ class FileFollower:
                         "(the rest is skipped); later cuts are only counted",
                         self.name,
                         self.path,
-                        _LIMIT,
-                        _LIMIT,
+                        MAX_LINE_TEXT,
+                        MAX_LINE_TEXT,
                     )
                 self._on_line(line[:MAX_LINE_BYTES])
                 self._skip_rest(handle)

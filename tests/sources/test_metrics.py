@@ -158,6 +158,16 @@ def test_the_mmio_interface_to_a_package_counter_is_not_counted_again(tmp_path: 
     assert event.values["cpu_power_mw"] == 1000.0
 
 
+def _sampler_of_cpu_times(tmp_path: Path, cpu_times: _CpuTimes) -> MetricsSampler:
+    return MetricsSampler(
+        "web-1",
+        platform="linux",
+        proc_root=_proc(tmp_path),
+        sys_root=tmp_path / "sys",
+        cpu_times=cpu_times,
+    )
+
+
 def test_the_first_cpu_percent_is_measured_when_sampled_on_another_thread(
     tmp_path: Path,
 ) -> None:
@@ -166,13 +176,7 @@ def test_the_first_cpu_percent_is_measured_when_sampled_on_another_thread(
         _Times(user=100.0, system=20.0, idle=70.0, iowait=10.0),
         _Times(user=140.0, system=30.0, idle=110.0, iowait=20.0),  # 50 of 100 s busy
     )
-    sampler = MetricsSampler(
-        "web-1",
-        platform="linux",
-        proc_root=_proc(tmp_path),
-        sys_root=tmp_path / "sys",
-        cpu_times=cpu_times,
-    )
+    sampler = _sampler_of_cpu_times(tmp_path, cpu_times)
     events: list[MetricsEvent] = []
     sampling = threading.Thread(target=lambda: events.extend(sampler()), name="eyes-metrics")
     sampling.start()
@@ -193,13 +197,7 @@ def test_cpu_times_going_backwards_give_no_cpu_percent_that_time(
         _Times(user=40.0, system=10.0, idle=240.0),  # busy went back while total grew: no value
         _Times(user=90.0, system=10.0, idle=290.0),  # 50 of 100 s busy
     )
-    sampler = MetricsSampler(
-        "web-1",
-        platform="linux",
-        proc_root=_proc(tmp_path),
-        sys_root=tmp_path / "sys",
-        cpu_times=cpu_times,
-    )
+    sampler = _sampler_of_cpu_times(tmp_path, cpu_times)
     with caplog.at_level(logging.WARNING):
         events = [sampler()[0] for _ in range(4)]
     assert [e.values.get("cpu_percent") for e in events] == [None, 0.0, None, 50.0]
