@@ -255,13 +255,14 @@ class _LogsPartition(StatelessSourcePartition[Event]):
                 self._feed = feed
                 return
             self._feed = None
-            self._exhausted.set()
         if reason is None:
             reason = f"no system log follower for platform {self._source.platform!r}"
         elif self._source.command == "auto" and self._source.syslog_paths:
             paths = " nor ".join(str(p) for p in self._source.syslog_paths)
             reason = f"{reason}, and neither {paths} is readable"
         log.warning("%s: %s; log watching is off (metrics and disk go on)", self._name, reason)
+        # Only now may `next_batch` end the source: whoever sees the end has seen why.
+        self._exhausted.set()
 
     def _announce(self, reason: str | None, what: str) -> None:
         """Say which feed is followed now and, after a failed one, why."""
