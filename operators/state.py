@@ -10,6 +10,7 @@ buffer is bounded, and what a bound leaves out is counted.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import logging
 import math
 import pickle
@@ -224,6 +225,9 @@ class HostState:
         self._metrics_rules = tuple(r.update for r in self.rules if "metrics" in r.kinds)
         self._disk_rules = tuple(r.update for r in self.rules if "disk" in r.kinds)
         self._out: list[TriggerContext] = []
+        # The ids fired at the newest trigger time, with how often each fired there.
+        self._fired_ts = float("-inf")
+        self._fired: dict[str, int] = {}
         if resume is not None:
             self.restore(resume)
 
@@ -341,7 +345,17 @@ class HostState:
             for update in updates:
                 fired = update(event)
                 if fired:
-                    self._out.extend(window.context(trigger) for trigger in fired)
+                    self._out.extend(window.context(self._distinct(t)) for t in fired)
+
+    def _distinct(self, trigger: Trigger) -> Trigger:
+        """Number a trigger that repeats the id of one fired at the same event time."""
+        if trigger.ts > self._fired_ts:
+            self._fired_ts = trigger.ts
+            self._fired.clear()
+        base = trigger.id
+        earlier = self._fired.get(base, 0)
+        self._fired[base] = earlier + 1
+        return dataclasses.replace(trigger, occurrence=earlier) if earlier else trigger
 
     def snapshot(self) -> bytes:
         """Return the whole state (buffer, window, every rule's state) as immutable bytes."""
@@ -355,6 +369,7 @@ class HostState:
             "pending": list(self._pending),
             "window": self._window.snapshot(),
             "rules": {rule.name: rule.snapshot() for rule in self.rules},
+            "fired": (self._fired_ts, dict(self._fired)),
         }
         return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
 
@@ -375,6 +390,8 @@ class HostState:
         self._started = state["started"]
         self._pending = list(state["pending"])
         self._window.restore(state["window"])
+        fired_ts, fired = state.get("fired", (float("-inf"), {}))
+        self._fired_ts, self._fired = fired_ts, dict(fired)
         for rule in self.rules:
             if rule.name in state["rules"]:
                 rule.restore(state["rules"][rule.name])

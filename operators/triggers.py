@@ -55,7 +55,9 @@ class Trigger:
 
     `key` is what fired inside the host (`process/subsystem`, a metric name or a device);
     `ts` is the event time of the event that fired; `window_start`..`window_end` is the span
-    of events the rule looked at; `reason` is one sentence with the numbers.
+    of events the rule looked at; `reason` is one sentence with the numbers. `occurrence`
+    counts the earlier triggers of the same rule, host, key, time and severity (possible with
+    `cooldown_seconds = 0`), so that each trigger has an id of its own.
     """
 
     rule: str
@@ -67,11 +69,14 @@ class Trigger:
     window_end: float
     reason: str
     evidence: tuple[Evidence, ...] = ()
+    occurrence: int = 0
 
     @property
     def id(self) -> str:
         """A stable id: the same trigger replayed from the same trace gets the same id."""
         text = f"{self.rule}\x1f{self.host}\x1f{self.key}\x1f{self.ts!r}\x1f{self.severity}"
+        if self.occurrence:
+            text += f"\x1f{self.occurrence}"
         return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 

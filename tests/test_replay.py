@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import gzip
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -206,3 +207,26 @@ def test_the_installed_command_replays_a_trace_in_a_real_process(tmp_path: Path)
     assert result.returncode == 0, result.stderr
     assert "eyes replay: 4 events read, 8 bad lines" in result.stdout
     assert "bad_lines.jsonl:7: skipped: log event has no 'message'" in result.stderr
+
+
+def test_with_no_cooldown_every_trigger_of_the_same_second_is_a_row_of_the_history(
+    tmp_path: Path,
+) -> None:
+    trace = tmp_path / "crashes.jsonl"
+    crash = "app[812]: segfault at 0 ip 00007f3a2b1c4d10 error 4"
+    lines = [_log(1796292000.0 + n, "GET / 200", host="web-1") for n in range(5)]
+    lines += [_log(1796292005.0, crash, host="web-1", process="app") for _ in range(3)]
+    trace.write_bytes(b"".join(lines))
+    out, db = tmp_path / "a.jsonl", tmp_path / "h.db"
+    config = tmp_path / "eyes.toml"
+    config.write_text(
+        f'[ai]\nbackend = "none"\n[rules]\ncooldown_seconds = 0\n'
+        f'[alerts]\nnotify = []\nrate_limit_per_minute = 100\ndatabase = "{db}"\n'
+    )
+    assert main(["replay", str(trace), "--config", str(config), "--out", str(out)]) == 0
+    records = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    assert [r["rule"] for r in records] == ["crash"] * 3
+    with sqlite3.connect(db) as history:
+        rows = history.execute("SELECT id FROM alerts ORDER BY id").fetchall()
+    assert sorted(r["id"] for r in records) == [row[0] for row in rows]
+    assert len(rows) == 3

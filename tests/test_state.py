@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import pytest
@@ -163,3 +164,38 @@ def test_a_snapshot_is_immutable_bytes() -> None:
 def test_a_disabled_rule_fires_nothing() -> None:
     contexts = _run(_state(crash={"enabled": False}), _incident())
     assert "crash" not in {c.trigger.rule for c in contexts}
+
+
+def _same_second_crashes() -> list[Event]:
+    """Three identical crash lines of one process in the same second, then a later one."""
+    crash = "worker 2 crashed with signal 11"
+    same_second = [log(10.0, crash, id=name) for name in "abc"]
+    return [*same_second, log(11.0, crash, id="d")]
+
+
+def test_triggers_of_the_same_rule_key_and_time_get_ids_of_their_own() -> None:
+    contexts = _run(_state(rules={"cooldown_seconds": 0}), _same_second_crashes())
+    triggers = [c.trigger for c in contexts]
+    assert [(t.ts - T0, t.occurrence) for t in triggers] == [
+        (10.0, 0),
+        (10.0, 1),
+        (10.0, 2),
+        (11.0, 0),
+    ]
+    assert len({t.id for t in triggers}) == 4
+    # The first of each time keeps the id it had before numbering existed.
+    assert triggers[0].id == dataclasses.replace(triggers[1], occurrence=0).id
+    again = _run(_state(rules={"cooldown_seconds": 0}), _same_second_crashes())
+    assert [c.id for c in again] == [c.id for c in contexts]
+
+
+@pytest.mark.parametrize("cut", [1, 2, 3])
+def test_a_resumed_state_goes_on_numbering_where_it_stopped(cut: int) -> None:
+    config = config_with(None, rules={"cooldown_seconds": 0}, state={"reorder_seconds": 0})
+    events = _same_second_crashes()
+    expected = [c.id for c in _run(HostState(config), events)]
+    first = HostState(config)
+    head = [c.id for c in first.push(events[:cut])]
+    resumed = HostState(config, first.snapshot())
+    tail = [c.id for c in resumed.push(events[cut:]) + resumed.flush()]
+    assert head + tail == expected
