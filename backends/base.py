@@ -74,5 +74,9 @@ class Backend(ABC):
             truncated=reply.truncated,
         )
 
+    async def start(self) -> None:  # noqa: B027 - optional hook, nothing to start by default
+        """Get ready to answer (e.g. start a helper process); the caller's request timeout
+        does not run meanwhile. `analyze` works without it."""
+
     async def aclose(self) -> None:  # noqa: B027 - optional hook, nothing to close by default
         """Release the backend's connections; a later call opens new ones."""

@@ -1,6 +1,7 @@
 """Build the backend that `[ai]` names, probing for Ollama when `backend = "auto"`.
 
-In: an `AiConfig` (and the environment, for the key). Out: a `Backend`. `auto` asks
+In: an `AiConfig` (and the environment, for the key). Out: a `Backend`; the two that ask a
+server over HTTP (`ollama`, `openai`) run in a child process (`backends.process`). `auto` asks
 `GET {endpoint}/api/tags` once, at start, with a short timeout: when Ollama answers and has the
 model, `auto` is `ollama`; otherwise it is `none`, said in one log line with the reason and the
 fix, and every trigger then gets the rule-based insight at no cost.
@@ -19,6 +20,7 @@ from backends.mock import MockBackend
 from backends.none import NoneBackend
 from backends.ollama import OllamaBackend, list_models
 from backends.openai import OpenAIBackend
+from backends.process import ProcessBackend
 from backends.recorded import RecordedBackend
 from flows.config import AiConfig
 
@@ -38,14 +40,16 @@ def has_model(names: list[str], model: str) -> bool:
     return model in names or wanted in names
 
 
-def _ollama(ai: AiConfig) -> OllamaBackend:
-    return OllamaBackend(
-        ai.endpoint,
-        ai.model,
-        timeout=ai.timeout_seconds,
-        max_tokens=ai.max_tokens,
-        redact=ai.redact,
-        max_connections=ai.max_concurrency,
+def _ollama(ai: AiConfig) -> ProcessBackend:
+    return ProcessBackend(
+        OllamaBackend(
+            ai.endpoint,
+            ai.model,
+            timeout=ai.timeout_seconds,
+            max_tokens=ai.max_tokens,
+            redact=ai.redact,
+            max_connections=ai.max_concurrency,
+        )
     )
 
 
@@ -101,14 +105,16 @@ def build_backend(
     if ai.backend == "ollama":
         return _ollama(ai)
     if ai.backend == "openai":
-        return OpenAIBackend(
-            ai.endpoint,
-            ai.model,
-            api_key=env.get(ai.api_key_env) or None,
-            timeout=ai.timeout_seconds,
-            max_tokens=ai.max_tokens,
-            redact=ai.redact,
-            max_connections=ai.max_concurrency,
+        return ProcessBackend(
+            OpenAIBackend(
+                ai.endpoint,
+                ai.model,
+                api_key=env.get(ai.api_key_env) or None,
+                timeout=ai.timeout_seconds,
+                max_tokens=ai.max_tokens,
+                redact=ai.redact,
+                max_connections=ai.max_concurrency,
+            )
         )
     return _auto(ai, probe_seconds)
 

@@ -134,6 +134,7 @@ class _Stage:
         """Make one bounded attempt; return the insight or the error (never raise it)."""
         async with self.runner.semaphore(self.name, self.ai.max_concurrency):
             try:
+                await self.backend.start()  # a helper's start-up is not the model's answer
                 return await asyncio.wait_for(
                     self.backend.analyze(context), self.ai.timeout_seconds
                 )

@@ -12,6 +12,7 @@ from backends.mock import MockBackend
 from backends.none import NoneBackend
 from backends.ollama import OllamaBackend
 from backends.openai import OpenAIBackend
+from backends.process import ProcessBackend
 from backends.recorded import RecordedBackend
 from backends.select import build_backend, has_model, recordings_path
 from flows.config import AiConfig
@@ -64,7 +65,8 @@ def test_recorded_without_its_file_is_a_configuration_error(tmp_path: Path) -> N
 def test_openai_reads_the_key_from_the_named_variable(server: LlmServer) -> None:
     ai = AiConfig(backend="openai", endpoint=server.url, api_key_env="MY_LLM_KEY")
     backend = build_backend(ai, environ={"MY_LLM_KEY": "sk-from-env-0123456789"})
-    assert isinstance(backend, OpenAIBackend)
+    assert isinstance(backend, ProcessBackend)
+    assert isinstance(backend.inner, OpenAIBackend)
 
     async def go() -> None:
         await backend.analyze(make_context())
@@ -76,8 +78,13 @@ def test_openai_reads_the_key_from_the_named_variable(server: LlmServer) -> None
 
 def test_ollama_is_built_from_the_config() -> None:
     backend = build_backend(AiConfig(backend="ollama", endpoint="http://h:1", model="qwen2.5"))
-    assert isinstance(backend, OllamaBackend)
-    assert (backend.url, backend.model) == ("http://h:1/api/chat", "qwen2.5")
+    assert isinstance(backend, ProcessBackend)
+    assert isinstance(backend.inner, OllamaBackend)
+    assert (backend.inner.url, backend.name, backend.model) == (
+        "http://h:1/api/chat",
+        "ollama",
+        "qwen2.5",
+    )
 
 
 def test_auto_uses_ollama_when_it_answers_with_the_model(
@@ -85,7 +92,8 @@ def test_auto_uses_ollama_when_it_answers_with_the_model(
 ) -> None:
     with caplog.at_level(logging.INFO, logger="backends.select"):
         backend = build_backend(AiConfig(backend="auto", endpoint=server.url, model="llama3"))
-    assert isinstance(backend, OllamaBackend)
+    assert isinstance(backend, ProcessBackend)
+    assert isinstance(backend.inner, OllamaBackend)
     assert f"using Ollama at {server.url} with model llama3" in caplog.text
     assert [s.path for s in server.requests] == ["/api/tags"]
 
