@@ -1,9 +1,10 @@
 """The rules step: per-host windowed state and the trigger rules, wired into the dataflow.
 
 In: events keyed by host. Out: after each batch of a host, the `TriggerContext`s it fired (in
-event-time order), then one `Watermark` with the newest event time seen for that host, when it
-advanced. The logic lives in `operators.state.HostState`; this module only adapts it to
-`op.stateful_batch`.
+event-time order), then one `Watermark` when the host's frontier advanced: the event time up
+to which every event has been handled (the newest minus `reorder_seconds`; the newest once the
+reorder buffer is flushed). The logic lives in `operators.state.HostState`; this module only
+adapts it to `op.stateful_batch`.
 """
 
 from __future__ import annotations
@@ -65,20 +66,29 @@ class _DetectLogic(StatefulBatchLogic[Event, _Out, bytes]):
     def __init__(self, config: Config, resume: bytes | None, clock: Callable[[], datetime]) -> None:
         self._state = HostState(config, resume)
         self._clock = clock
-        self._watermark = self._state.max_ts
+        self._reorder = config.state.reorder_seconds
+        newest = self._state.max_ts
+        self._watermark = None if newest is None else newest - self._reorder
         self._flush_after = timedelta(seconds=config.state.reorder_seconds + _FLUSH_GRACE)
         self._idle_after = timedelta(seconds=_idle_seconds(config))
         self._last_batch = clock()
 
+    def _advance(self, out: list[_Out], *, flushed: bool) -> list[_Out]:
+        """Append a `Watermark` to `out` when the host's frontier moved on; return `out`."""
+        newest = self._state.max_ts
+        if newest is None:
+            return out
+        frontier = newest if flushed else newest - self._reorder
+        if self._watermark is None or frontier > self._watermark:
+            self._watermark = frontier
+            out.append(Watermark(frontier))
+        return out
+
     @override
     def on_batch(self, values: list[Event]) -> tuple[list[_Out], bool]:
         out: list[_Out] = list(self._state.push(values))
-        newest = self._state.max_ts
-        if newest is not None and (self._watermark is None or newest > self._watermark):
-            self._watermark = newest
-            out.append(Watermark(newest))
         self._last_batch = self._clock()
-        return out, StatefulBatchLogic.RETAIN
+        return self._advance(out, flushed=False), StatefulBatchLogic.RETAIN
 
     @override
     def on_notify(self) -> tuple[list[_Out], bool]:
@@ -86,6 +96,7 @@ class _DetectLogic(StatefulBatchLogic[Event, _Out, bytes]):
         out: list[_Out] = []
         if self._state.pending and now >= self._last_batch + self._flush_after:
             out.extend(self._state.flush())
+            self._advance(out, flushed=True)
         if now >= self._last_batch + self._idle_after:
             log.debug("host %s: idle, state discarded", self._state.host)
             return out, StatefulBatchLogic.DISCARD
@@ -93,7 +104,7 @@ class _DetectLogic(StatefulBatchLogic[Event, _Out, bytes]):
 
     @override
     def on_eof(self) -> tuple[list[_Out], bool]:
-        out: list[_Out] = list(self._state.flush())
+        out = self._advance(list(self._state.flush()), flushed=True)
         state = self._state
         dropped = state.dropped
         if state.late or dropped:
@@ -137,7 +148,7 @@ def detect_triggers(
 
     Returns:
         Per host batch, the trigger contexts fired in event-time order, then a `Watermark`
-        with the newest event time seen for that host when it advanced.
+        with the host's frontier (every event up to it handled) when it advanced.
     """
     contexts = op.stateful_batch(
         "state", events, lambda resume: _DetectLogic(config, resume, clock)

@@ -101,7 +101,8 @@ class TriggerContext:
 
 @dataclass(frozen=True, slots=True)
 class Watermark:
-    """A marker that event time has reached `ts`: the rules step emits one after each batch.
+    """A marker that a host's events up to `ts` have all been handled (its frontier): the
+    rules step emits one after a batch that moved the frontier on.
 
     It travels behind the triggers of the same batch, through the LLM step (which keeps it in
     order), to the alert stage, whose rate limit and queue then run on event time in a replay.

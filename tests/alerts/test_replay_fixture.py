@@ -118,3 +118,29 @@ def test_eyes_replay_writes_the_fates_and_replaying_again_adds_no_rows(
     assert _fates_in(out) == EXPECTED
     database = tmp_path / "history" / "eyes.db"
     assert _fates_in_history(database) == EXPECTED
+
+
+def test_with_one_event_per_batch_fates_are_decided_at_their_event_times(
+    tmp_path: Path,
+) -> None:
+    # web-1 alone, one event per batch: each crash is released by a later batch, after
+    # watermarks that must not run ahead of it (they are the host's reorder frontier).
+    lines = TRACE.read_bytes().splitlines(keepends=True)
+    trace = tmp_path / "web-1.jsonl"
+    trace.write_bytes(b"".join(line for line in lines if b'"db-1"' not in line))
+    config = load_config(_config(tmp_path))
+    sink = RecordFileSink(tmp_path / "alerts.jsonl", RunSummary())
+    source = ReplaySource([trace], batch_size=1)
+    run_main(build_flow(config, {"replay": source}, live=False, records_sink=sink))
+    history = AlertHistory(tmp_path / "history" / "eyes.db", create=False)
+    rows, _ = history.find()
+    history.close()
+    decided = {_subject(row.record): row.decided_at - row.ts for row in rows}
+    assert decided == {
+        "nginx": 0.0,
+        "php-fpm": 0.0,
+        "postgres": 2.0,  # dropped when node arrived, at 10:00:04
+        "redis-server": 57.0,  # at 10:01:00, when the two deliveries left the window
+        "node": 57.0,  # at 10:01:01
+        "java": 30.0,  # still waiting at the end, 10:01:40
+    }
