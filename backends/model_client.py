@@ -2,10 +2,10 @@
 
 In (stdin): the frames of `backends.process`: the backend first (answered with `READY`), then
 `(number, packed context)` to analyze and `(number, None)` to cancel. Out (stdout):
-`(number, outcome)` once per request: the insight, the `BackendError` (or, for a bug, a
-`RuntimeError` naming it), or `CANCELLED`. Runs every request at once on one event loop (the
-parent bounds how many it sends). Ignores SIGINT and SIGTERM: it ends when stdin closes,
-after cancelling what still runs.
+`(number, outcome)` once per request: the insight, the error the backend raised (a
+`RuntimeError` naming it when it cannot be pickled), or `CANCELLED`. Runs every request at once
+on one event loop (the parent bounds how many it sends). Ignores SIGINT and SIGTERM: it ends
+when stdin closes, after cancelling what still runs.
 
     python -m backends.model_client      # started by ProcessBackend, not by hand
 """
@@ -23,8 +23,6 @@ from backends.base import Backend
 from backends.process import CANCELLED, READY, read_frame, unpack_context, write_frame
 
 __all__ = ["main", "serve"]
-
-log = logging.getLogger("backends.model_client")
 
 
 def _sendable(outcome: object) -> object:

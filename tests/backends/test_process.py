@@ -5,16 +5,19 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import threading
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import pytest
 
+from backends.base import Answer, Backend
 from backends.errors import PermanentBackendError, TransientBackendError
 from backends.ollama import OllamaBackend
 from backends.openai import OpenAIBackend
 from backends.process import ProcessBackend, pack_context, unpack_context
 from operators.events import DiskEvent, LogEvent, MetricsEvent
+from operators.triggers import TriggerContext
 from tests.contexts import make_context
 from tests.llm_server import LlmServer, Reply
 
@@ -29,6 +32,14 @@ def _run(backend: ProcessBackend, body: Callable[[], Awaitable[T]]) -> T:
             await backend.aclose()
 
     return asyncio.run(go())
+
+
+async def _until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    async def poll() -> None:
+        while not condition():
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(poll(), timeout)
 
 
 def _ollama(server: LlmServer) -> ProcessBackend:
@@ -110,8 +121,7 @@ def test_requests_pending_when_the_child_dies_fail_transient_and_a_new_child_ans
         first_pid = backend.pid
         assert first_pid is not None
         pending = asyncio.ensure_future(backend.analyze(make_context()))
-        while not server.chats():
-            await asyncio.sleep(0.01)
+        await _until(lambda: bool(server.chats()))  # the request is in flight in the child
         os.kill(first_pid, signal.SIGKILL)
         error = await asyncio.gather(pending, return_exceptions=True)
         insight = await backend.analyze(make_context())
@@ -182,3 +192,33 @@ def test_a_packed_context_unpacks_to_an_equal_one() -> None:
         dropped_logs=3,
     )
     assert unpack_context(pack_context(full)) == full
+
+
+class _Unpicklable(Exception):
+    def __init__(self) -> None:
+        super().__init__("holds a lock")
+        self.lock = threading.Lock()
+
+
+class _RaisesUnpicklable(Backend):
+    """Runs in the child (which imports this module) and fails in a way pickle cannot carry."""
+
+    name = "odd"
+
+    async def answer(self, context: TriggerContext) -> Answer:
+        raise _Unpicklable
+
+
+def test_an_error_that_cannot_be_pickled_comes_back_as_a_runtime_error_naming_it() -> None:
+    backend = ProcessBackend(_RaisesUnpicklable())
+
+    async def ask() -> BaseException:
+        try:
+            await backend.analyze(make_context())
+        except Exception as exc:
+            return exc
+        raise AssertionError("no error")
+
+    error = _run(backend, ask)
+    assert type(error) is RuntimeError
+    assert str(error) == "_Unpicklable: holds a lock"
