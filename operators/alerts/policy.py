@@ -237,7 +237,11 @@ class AlertPolicy(Generic[T]):
       timer decides);
     - a new alert never overtakes waiting ones: it waits too, and competes by priority;
     - on overflow the oldest alert of the lowest severity, the newcomer included, is `dropped`;
-    - `close()` turns what still waits into `queued`, most urgent first.
+    - `close()` turns what still waits into `queued`, most urgent first;
+    - with `decide_at_ts` (a replay, where the clock is event time), an alert whose `ts` is
+      behind the clock (another host's events moved the clock on first) is decided at its
+      own `ts`, or at the last delivery if that is later, as it would have been had it come
+      in time order; live, every alert is decided at the clock's time.
 
     Never: an alert decided twice or not at all; a delivery over the limit; a clock that goes
     back (a wall clock that steps back is read as standing still). Not guaranteed: fairness
@@ -258,6 +262,7 @@ class AlertPolicy(Generic[T]):
         clock: Callable[[], float],
         period: float = 60.0,
         state: PolicyState[T] | None = None,
+        decide_at_ts: bool = False,
     ) -> None:
         if min_severity not in SEVERITIES:
             msg = f"alert policy: min_severity must be one of {SEVERITIES}, got {min_severity!r}"
@@ -265,6 +270,7 @@ class AlertPolicy(Generic[T]):
         self._min_severity = min_severity
         self._min_rank = severity_rank(min_severity)
         self._clock = clock
+        self._decide_at_ts = decide_at_ts
         self._limiter = RateLimiter(rate_limit, period, state.grants if state else ())
         self._queue: AlertQueue[T] = AlertQueue(queue_size)
         self._seq = 0
@@ -312,6 +318,8 @@ class AlertPolicy(Generic[T]):
         """
         before, now = self._tick()
         out = self._drain(before, now)
+        if self._decide_at_ts and ts < now:
+            now = max(ts, self._limiter.last_grant)
         rank = severity_rank(severity)
         if rank < self._min_rank:
             reason = f"severity {severity} is below min_severity {self._min_severity}"

@@ -107,6 +107,7 @@ class _AlertLogic(StatefulLogic[object, AlertRecord, _StageState]):
             clock=clock,
             period=settings.period,
             state=resume.policy if resume else None,
+            decide_at_ts=not settings.live,
         )
         self._dispatcher = Dispatcher(settings.notifiers)
         self._outbox: deque[_Pending] = deque()

@@ -344,3 +344,25 @@ def test_a_resumed_policy_decides_what_an_uninterrupted_one_decides(
     resumed = _play(_Run(limit, size, "warning"), steps, split=split)
     assert _fates(straight) == _fates(resumed)  # type: ignore[arg-type]
     assert [d.reason for d in straight] == [d.reason for d in resumed]
+
+
+def test_in_a_replay_an_alert_behind_the_clock_is_decided_at_its_own_time() -> None:
+    clock = _Clock(5.0)  # another host's watermark moved event time on first
+    policy: AlertPolicy[str] = AlertPolicy(
+        rate_limit=2, queue_size=2, min_severity="warning", clock=clock, decide_at_ts=True
+    )
+    assert _fates(policy.offer("a", severity="critical", ts=0)) == [("a", "delivered", 0.0)]
+    assert _fates(policy.offer("b", severity="critical", ts=1)) == [("b", "delivered", 1.0)]
+    assert policy.offer("c", severity="critical", ts=3) == []  # waits from 3, not from 5
+    clock.now = 70.0
+    [released] = policy.advance()
+    assert (released.item, released.fate, released.at) == ("c", "delivered", 60.0)
+    assert "waited 57.0s" in released.reason
+    # Never before the last delivery, so the limit still holds in time order.
+    assert _fates(policy.offer("d", severity="info", ts=30)) == [("d", "suppressed", 60.0)]
+
+
+def test_live_every_alert_is_decided_at_the_clock() -> None:
+    clock = _Clock(5.0)
+    policy = _policy(clock)
+    assert _fates(policy.offer("a", severity="critical", ts=0)) == [("a", "delivered", 5.0)]

@@ -144,3 +144,25 @@ def test_with_one_event_per_batch_fates_are_decided_at_their_event_times(
         "node": 57.0,  # at 10:01:01
         "java": 30.0,  # still waiting at the end, 10:01:40
     }
+
+
+def test_the_fixture_trace_decides_each_fate_at_the_time_its_header_gives(
+    tmp_path: Path,
+) -> None:
+    # db-1's watermark moves event time past web-1's crashes before they are released; each
+    # is still decided at its own time, as the header's timeline says.
+    _replay(tmp_path)
+    history = AlertHistory(tmp_path / "history" / "eyes.db", create=False)
+    rows, _ = history.find()
+    history.close()
+    start = min(row.ts for row in rows)  # 10:00:00
+    decided = {_subject(row.record): row.decided_at - start for row in rows}
+    assert decided == {
+        "nginx": 0.0,
+        "php-fpm": 1.0,
+        "postgres": 4.0,
+        "redis-server": 60.0,
+        "node": 61.0,
+        "db-1": 5.0,
+        "java": 100.0,  # queued when the trace ends at 10:01:40
+    }
