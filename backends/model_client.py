@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import pickle
 import signal
 import sys
 from typing import Any
@@ -23,15 +22,6 @@ from backends.base import Backend
 from backends.process import CANCELLED, READY, read_frame, unpack_context, write_frame
 
 __all__ = ["main", "serve"]
-
-
-def _sendable(outcome: object) -> object:
-    """Return `outcome`, or a `RuntimeError` naming it when it cannot be pickled."""
-    try:
-        pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)
-    except Exception:
-        return RuntimeError(f"{type(outcome).__name__}: {outcome}")
-    return outcome
 
 
 async def serve(reader: asyncio.StreamReader, writer: asyncio.WriteTransport) -> None:
@@ -53,8 +43,12 @@ async def serve(reader: asyncio.StreamReader, writer: asyncio.WriteTransport) ->
             outcome = exc
         finally:
             running.pop(number, None)
-        if not writer.is_closing():
-            write_frame(writer, (number, _sendable(outcome)))
+        if writer.is_closing():
+            return
+        try:
+            write_frame(writer, (number, outcome))  # pickles before it writes anything
+        except Exception:  # pickle cannot carry it: send its name and message instead
+            write_frame(writer, (number, RuntimeError(f"{type(outcome).__name__}: {outcome}")))
 
     try:
         while True:

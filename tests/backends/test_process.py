@@ -42,6 +42,15 @@ async def _until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
     await asyncio.wait_for(poll(), timeout)
 
 
+async def _error_of(backend: ProcessBackend) -> BaseException:
+    """Return the error that analysing one context raises (fail if it raises none)."""
+    try:
+        await backend.analyze(make_context())
+    except Exception as exc:
+        return exc
+    raise AssertionError("no error")
+
+
 def _ollama(server: LlmServer) -> ProcessBackend:
     return ProcessBackend(OllamaBackend(server.url, "llama3", timeout=10.0))
 
@@ -77,13 +86,7 @@ def test_errors_cross_with_their_kind_status_and_retry_after(server: LlmServer) 
     backend = _ollama(server)
 
     async def twice() -> list[BaseException]:
-        errors = []
-        for _ in range(2):
-            try:
-                await backend.analyze(make_context())
-            except Exception as exc:
-                errors.append(exc)
-        return errors
+        return [await _error_of(backend), await _error_of(backend)]
 
     transient, permanent = _run(backend, twice)
     assert isinstance(transient, TransientBackendError)
@@ -157,14 +160,7 @@ def test_the_child_ignores_sigint_and_ends_when_closed(server: LlmServer) -> Non
 def test_a_child_that_cannot_start_is_a_transient_error(server: LlmServer) -> None:
     backend = ProcessBackend(OllamaBackend(server.url, "llama3"), python="/nonexistent/python")
 
-    async def ask() -> BaseException:
-        try:
-            await backend.analyze(make_context())
-        except Exception as exc:
-            return exc
-        raise AssertionError("no error")
-
-    error = _run(backend, ask)
+    error = _run(backend, lambda: _error_of(backend))
     assert isinstance(error, TransientBackendError)
     assert "cannot start the model client" in str(error)
 
@@ -212,13 +208,6 @@ class _RaisesUnpicklable(Backend):
 def test_an_error_that_cannot_be_pickled_comes_back_as_a_runtime_error_naming_it() -> None:
     backend = ProcessBackend(_RaisesUnpicklable())
 
-    async def ask() -> BaseException:
-        try:
-            await backend.analyze(make_context())
-        except Exception as exc:
-            return exc
-        raise AssertionError("no error")
-
-    error = _run(backend, ask)
+    error = _run(backend, lambda: _error_of(backend))
     assert type(error) is RuntimeError
     assert str(error) == "_Unpicklable: holds a lock"
